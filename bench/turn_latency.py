@@ -1,0 +1,193 @@
+"""Turn latency of the baseline path (mode `disabled`: every turn to knowledge base + LLM).
+
+Drives scripted calls over the real WebSocket against the service on a loopback port, then,
+in the same run, times the bundled model called directly on the very prompts the service
+built, in the same order (so llama.cpp's prefix cache is in the same state). The service's
+overhead is the difference, turn by turn.
+
+    .venv/bin/python bench/turn_latency.py [--calls 12] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import uvicorn
+import websockets
+
+from voice_agent.app import create_app
+from voice_agent.llm.local import LocalLLM
+from voice_agent.service import build_service
+from voice_agent.settings import load_settings
+from voice_agent.types import Message
+
+SCRIPTS: list[list[str]] = [
+    ["What time do you open on Saturday?", "And on Sunday?", "Where do I park?"],
+    ["Do you deliver prescriptions?", "How much does delivery cost?", "What areas do you cover?"],
+    ["How much is a flu shot without insurance?", "Do I need an appointment?"],
+    ["Can I transfer my prescription from another pharmacy?", "How long does that take?"],
+    ["Do you take Medicare Part D?", "Which insurance plans do you not accept?"],
+    ["How do I refill a prescription?", "Can I get text alerts when it's ready?"],
+    ["Do you carry medication for pets?", "Can someone else pick up my prescription?"],
+    ["Where can I dispose of old medication?", "What languages do your pharmacists speak?"],
+]
+
+
+class RecordingLLM:
+    """Passes through to the local model and keeps each prompt, for the direct replay."""
+
+    def __init__(self, inner: LocalLLM) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.prompts: list[tuple[list[Message], int]] = []
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+        self.prompts.append((list(messages), max_tokens))
+        return self.inner.stream(messages, max_tokens)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100
+    low, high = int(rank), min(int(rank) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def row(name: str, values: Sequence[float]) -> str:
+    return (
+        f"| {name} | {len(values)} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f}"
+        f" | {percentile(values, 99):.1f} |"
+    )
+
+
+class Server:
+    def __init__(self, app: Any) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="bench-server", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}/v1/calls"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+async def drive_calls(url: str, calls: int) -> list[dict[str, Any]]:
+    turns = []
+    for n in range(calls):
+        script = SCRIPTS[n % len(SCRIPTS)]
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"type": "call.start", "call_id": f"bench-{n}"}))
+            json.loads(await ws.recv())
+            for text in script:
+                sent = time.perf_counter()
+                await ws.send(json.dumps({"type": "user.utterance", "text": text}))
+                first = None
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == "agent.delta" and first is None:
+                        first = time.perf_counter()
+                    if frame["type"] == "agent.done":
+                        break
+                ended = time.perf_counter()
+                turns.append(
+                    {
+                        "text": text,
+                        "source": frame["source"],
+                        "client_first_token_ms": ((first or ended) - sent) * 1000,
+                        "client_total_ms": (ended - sent) * 1000,
+                        "server": frame["latency_ms"],
+                    }
+                )
+            await ws.send(json.dumps({"type": "call.end"}))
+    return turns
+
+
+def model_first_token_ms(llm: LocalLLM, messages: list[Message], max_tokens: int) -> float:
+    started = time.perf_counter()
+    pieces = llm.generate(messages, max_tokens)
+    first = None
+    for _ in pieces:
+        if first is None:
+            first = time.perf_counter()
+    return ((first or time.perf_counter()) - started) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=16, help="scripted calls to drive")
+    parser.add_argument("--json", help="also write every measurement to this file")
+    args = parser.parse_args()
+
+    settings = load_settings(LATENCY_OPTIMIZATION_MODE="disabled")
+    print(
+        f"# turn_latency: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}, mode={settings.mode.value}"
+    )
+    started = time.perf_counter()
+    service = build_service(settings)
+    assert isinstance(service.llm, LocalLLM)
+    local = service.llm
+    recorder = RecordingLLM(local)
+    service.responder.tiers[0]._llm = recorder  # type: ignore[attr-defined]
+    print(f"start-up (models loaded, indexes built, warmed): {time.perf_counter() - started:.1f} s")
+
+    with Server(create_app(service=service)) as url:
+        turns = asyncio.run(drive_calls(url, args.calls))
+
+    # The model alone, on the same prompts in the same order.
+    direct = [model_first_token_ms(local, m, n) for m, n in recorder.prompts]
+
+    llm_turns = [t for t in turns if t["source"] == "llm"]
+    print(
+        f"\n{len(turns)} turns over {args.calls} calls; sources: "
+        + ", ".join(
+            f"{s}={sum(t['source'] == s for t in turns)}"
+            for s in sorted({t["source"] for t in turns})
+        )
+    )
+    print("\n| measure (ms) | n | p50 | p95 | p99 |\n|---|---|---|---|---|")
+    for source in sorted({t["source"] for t in turns}):
+        chosen = [t for t in turns if t["source"] == source]
+        print(row(f"first token, {source} (client)", [t["client_first_token_ms"] for t in chosen]))
+        print(row(f"total, {source} (client)", [t["client_total_ms"] for t in chosen]))
+    print(row("model alone: first token (direct call)", direct))
+    paired = [
+        t["client_first_token_ms"] - d
+        for t, d in zip(turns, direct, strict=True)
+        if t["source"] == "llm"
+    ]
+    print(row("service overhead on first token (paired)", paired))
+    for stage in ("embedding", "retrieval", "llm_first_token"):
+        values = [t["server"][stage] for t in llm_turns if stage in t["server"]]
+        print(row(f"server stage: {stage}", values))
+    ratio = percentile([t["client_first_token_ms"] for t in llm_turns], 50) / percentile(direct, 50)
+    print(f"\nfirst token, service p50 / model alone p50: {ratio:.2f}x")
+    print(f"service overhead p50: {percentile(paired, 50):.1f} ms (target: at most 15 ms)")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"turns": turns, "direct_first_token_ms": direct}, out, indent=1)
+    asyncio.run(service.aclose())
+
+
+if __name__ == "__main__":
+    main()

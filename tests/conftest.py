@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from fastapi import FastAPI
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from voice_agent.app import create_app
+from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.service import Service, build_service
+from voice_agent.settings import Settings, load_settings
+from voice_agent.types import LLMClient
+
+from .fakes import FakeLLM, scaled
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole run."""
+    return Encoder(load_sentence_model())
+
+
+@pytest.fixture
+def settings_factory() -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        return load_settings(**overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_service(encoder: Encoder) -> Callable[..., Service]:
+    """A real service (demo knowledge base, real encoder) around the LLM a test chooses."""
+
+    def make(llm: LLMClient | None = None, **overrides: Any) -> Service:
+        settings = load_settings(**overrides)
+        return build_service(settings, encoder=encoder, llm=llm or FakeLLM())
+
+    return make
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Run `app` with uvicorn on a free loopback port; yields its http:// base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws_max_size=2**20)
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve(), name="test-server")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=scaled(10))
+
+
+@pytest.fixture
+def running() -> Callable[[Service], Any]:
+    """`async with running(service) as url:` serves the app for one test."""
+
+    def start(service: Service) -> Any:
+        return serve(create_app(service=service))
+
+    return start
+
+
+class CallClient:
+    """A thin test client for the native protocol."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(frame if isinstance(frame, str | bytes) else json.dumps(frame))
+
+    async def recv(self, wait_s: float = 10.0) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout=scaled(wait_s))
+        frame: dict[str, Any] = json.loads(raw)
+        return frame
+
+    async def until(self, kind: str, wait_s: float = 10.0) -> list[dict[str, Any]]:
+        """Every frame up to and including the first of type `kind`."""
+        frames = []
+        while True:
+            frame = await self.recv(wait_s)
+            frames.append(frame)
+            if frame["type"] == kind:
+                return frames
+
+    async def start(self, **fields: Any) -> dict[str, Any]:
+        await self.send({"type": "call.start", **fields})
+        return await self.recv()
+
+    async def ask(self, text: str) -> list[dict[str, Any]]:
+        await self.send({"type": "user.utterance", "text": text, "final": True})
+        return await self.until("agent.done")
+
+
+@asynccontextmanager
+async def call(url: str) -> AsyncIterator[CallClient]:
+    ws_url = url.replace("http://", "ws://") + "/v1/calls"
+    async with websockets.connect(ws_url) as ws:
+        yield CallClient(ws)

@@ -1,0 +1,157 @@
+"""The ASGI app: the native call WebSocket, ingest and health endpoints around one Service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, WebSocket
+from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from voice_agent.call import CallSession
+from voice_agent.errors import KnowledgeBaseError, ProtocolError
+from voice_agent.events import AgentEvent, Ended
+from voice_agent.frontends import native
+from voice_agent.rag.documents import Document
+from voice_agent.service import Service, build_service
+from voice_agent.settings import Settings
+from voice_agent.turn import now
+
+log = logging.getLogger(__name__)
+
+MAX_INGEST_DOCUMENTS = 1000
+
+
+class IngestDocument(BaseModel):
+    id: str = Field(min_length=1, max_length=256)
+    title: str | None = Field(default=None, max_length=512)
+    text: str = Field(min_length=1, max_length=200_000)
+
+
+class IngestBody(BaseModel):
+    documents: list[IngestDocument] = Field(min_length=1, max_length=MAX_INGEST_DOCUMENTS)
+
+
+def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
+    """With `service`, the app uses it and leaves closing it to the caller; otherwise the app
+    builds one from `settings` at start-up and closes it at shutdown."""
+    if service is None and settings is None:
+        raise ValueError("create_app needs settings or a service")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = service is None
+        svc = service if service is not None else await asyncio.to_thread(build_service, settings)  # type: ignore[arg-type]
+        app.state.service = svc
+        app.state.active_calls = 0
+        log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)
+        try:
+            yield
+        finally:
+            if owned:
+                await svc.aclose()
+
+    app = FastAPI(title="voice-agent", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, object]:
+        svc: Service = app.state.service
+        return {
+            "status": "ok",
+            "mode": svc.settings.mode.value,
+            "llm": svc.llm.name,
+            "breaker": svc.breaker.state,
+            "knowledge": {
+                "documents": svc.knowledge.document_count,
+                "chunks": svc.knowledge.chunk_count,
+                "version": svc.knowledge.version,
+            },
+            "active_calls": app.state.active_calls,
+        }
+
+    @app.post("/v1/ingest")
+    async def ingest(body: IngestBody) -> dict[str, int]:
+        svc: Service = app.state.service
+        docs = [
+            Document(d.id.strip(), (d.title or d.id).strip(), d.text.strip())
+            for d in body.documents
+        ]
+        try:
+            index = await svc.knowledge.add(docs)
+        except KnowledgeBaseError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        return {
+            "added": len(docs),
+            "documents": svc.knowledge.document_count,
+            "chunks": len(index.chunks),
+            "version": index.version,
+        }
+
+    @app.websocket("/v1/calls")
+    async def calls(ws: WebSocket) -> None:
+        await ws.accept()
+        svc: Service = app.state.service
+        app.state.active_calls += 1
+        try:
+            await _serve_call(ws, svc)
+        finally:
+            app.state.active_calls -= 1
+
+    return app
+
+
+async def _serve_call(ws: WebSocket, svc: Service) -> None:
+    settings = svc.settings
+    send_lock = asyncio.Lock()
+
+    async def send(event: AgentEvent) -> None:
+        if ws.application_state is not WebSocketState.CONNECTED:
+            return
+        frame = json.dumps(native.encode(event), separators=(",", ":"))
+        async with send_lock:
+            try:
+                await ws.send_text(frame)
+                if isinstance(event, Ended):
+                    # The call is over (caller's call.end or the agent hung up): close cleanly.
+                    await ws.close(code=1000)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                log.debug("call socket closed while sending")
+
+    session = CallSession(svc.responder, send, svc.call_config)
+    try:
+        while not session.ended:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            received_at = now()
+            text = message.get("text")
+            if text is None:
+                await session.error("binary_not_supported", "frames must be JSON text")
+                continue
+            # A character is at most 4 bytes: only count bytes when it could matter.
+            if len(text) * 4 > settings.max_frame_bytes and (
+                len(text.encode("utf-8")) > settings.max_frame_bytes
+            ):
+                await session.error(
+                    "frame_too_large",
+                    f"frame exceeds {settings.max_frame_bytes} bytes",
+                )
+                continue
+            try:
+                event = native.decode(text, settings.max_utterance_chars)
+            except ProtocolError as exc:
+                await session.error(exc.code, exc.message)
+                continue
+            try:
+                await session.handle(event, received_at)
+            except Exception:  # task boundary: one bad event must not end the call
+                log.exception("call %s failed to handle %s", session.call_id, type(event).__name__)
+                await session.error("internal_error", "the service failed to handle that frame")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        await session.close()

@@ -1,0 +1,50 @@
+"""Errors raised by the service, one shallow tree under `VoiceAgentError`.
+
+    VoiceAgentError
+    ├── ConfigError        a setting or data file is wrong; fix it and restart (no retry helps)
+    ├── ProtocolError      a client frame is malformed; the call goes on (no retry helps)
+    ├── KnowledgeBaseError documents could not be read or indexed (no retry helps)
+    └── LLMError           the language model failed to answer
+        ├── LLMTimeout     no first token, a stall, or the hard limit ran out (retry may help)
+        └── LLMUnavailable the backend refused, errored or is circuit-broken (retry may help later)
+
+Third-party errors (openai, llama.cpp) are translated at the boundary with `raise ... from`.
+"""
+
+from __future__ import annotations
+
+
+class VoiceAgentError(Exception):
+    retryable: bool = False
+
+
+class ConfigError(VoiceAgentError):
+    pass
+
+
+class ProtocolError(VoiceAgentError):
+    """A client frame that the service cannot act on; `code` goes into the error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class KnowledgeBaseError(VoiceAgentError):
+    pass
+
+
+class LLMError(VoiceAgentError):
+    retryable = True
+
+
+class LLMTimeout(LLMError):
+    def __init__(self, phase: str, limit_s: float) -> None:
+        super().__init__(f"LLM {phase} exceeded {limit_s:.3f}s")
+        self.phase = phase
+        self.limit_s = limit_s
+
+
+class LLMUnavailable(LLMError):
+    pass

@@ -1,0 +1,1 @@
+"""Wire-format codecs, one module per frontend protocol."""

@@ -1,0 +1,169 @@
+"""The native protocol at /v1/calls (docs/protocol.md): JSON text frames, one event each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from voice_agent.errors import ProtocolError
+from voice_agent.events import (
+    ActionEvent,
+    AgentEvent,
+    CallEnd,
+    CallerEvent,
+    CallStart,
+    Delta,
+    Done,
+    Dtmf,
+    Ended,
+    ErrorEvent,
+    Interrupt,
+    Ready,
+    Utterance,
+)
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+class _Frame(BaseModel):
+    # Unknown fields are ignored so that newer clients keep working.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _CallStart(_Frame):
+    call_id: str | None = Field(default=None, min_length=1, max_length=128)
+    flow: str | None = Field(default=None, min_length=1, max_length=128)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("call_id", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class _Utterance(_Frame):
+    text: str
+    final: bool = True
+
+
+class _Interrupt(_Frame):
+    heard: str | None = None
+
+
+class _Dtmf(_Frame):
+    digit: str
+
+    @field_validator("digit", mode="before")
+    @classmethod
+    def _check_digit(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
+            raise ValueError("must be one of 0-9, *, #, A-D")
+        return value.upper()
+
+
+class _CallEnd(_Frame):
+    reason: str = "caller_hangup"
+
+
+_CLIENT_FRAMES: dict[str, type[_Frame]] = {
+    "call.start": _CallStart,
+    "user.utterance": _Utterance,
+    "user.interrupt": _Interrupt,
+    "user.dtmf": _Dtmf,
+    "call.end": _CallEnd,
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "frame"
+        msg = "is required" if err["type"] == "missing" else err["msg"]
+        parts.append(f"{where} {msg}" if err["type"] == "missing" else f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def decode(raw: str, max_utterance_chars: int) -> CallerEvent:
+    """One client frame to one event; raises ProtocolError with a code for the error frame."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_frame", "frame must be a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_frame", "frame has no string field 'type'")
+    model = _CLIENT_FRAMES.get(kind)
+    if model is None:
+        known = ", ".join(sorted(_CLIENT_FRAMES))
+        raise ProtocolError("unknown_type", f"unknown frame type {kind!r}; expected one of {known}")
+    try:
+        frame = model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("invalid_frame", f"{kind}: {_describe(exc)}") from exc
+    return _to_event(frame, max_utterance_chars)
+
+
+def _to_event(frame: _Frame, max_utterance_chars: int) -> CallerEvent:
+    if isinstance(frame, _CallStart):
+        return CallStart(call_id=frame.call_id, flow=frame.flow, metadata=frame.metadata)
+    if isinstance(frame, _Utterance):
+        if len(frame.text) > max_utterance_chars:
+            raise ProtocolError(
+                "utterance_too_long",
+                f"user.utterance: text has {len(frame.text)} characters; "
+                f"the limit is {max_utterance_chars}",
+            )
+        return Utterance(text=frame.text, final=frame.final)
+    if isinstance(frame, _Interrupt):
+        return Interrupt(heard=frame.heard)
+    if isinstance(frame, _Dtmf):
+        return Dtmf(digit=frame.digit)
+    if isinstance(frame, _CallEnd):
+        return CallEnd(reason=frame.reason)
+    raise AssertionError(f"no event for {type(frame).__name__}")
+
+
+ServerFrameType = Literal[
+    "call.ready", "agent.delta", "agent.done", "agent.action", "call.ended", "error"
+]
+
+
+def encode(event: AgentEvent) -> dict[str, Any]:
+    """One event to one server frame (a JSON object)."""
+    if isinstance(event, Delta):
+        return {"type": "agent.delta", "turn_id": event.turn_id, "text": event.text}
+    if isinstance(event, Done):
+        return {
+            "type": "agent.done",
+            "turn_id": event.turn_id,
+            "text": event.text,
+            "source": event.source,
+            "state": event.state,
+            "latency_ms": event.latency_ms,
+            "detail": event.detail,
+        }
+    if isinstance(event, Ready):
+        return {
+            "type": "call.ready",
+            "call_id": event.call_id,
+            "state": event.state,
+            "mode": event.mode,
+        }
+    if isinstance(event, ActionEvent):
+        return {
+            "type": "agent.action",
+            "turn_id": event.turn_id,
+            "action": event.action,
+            **event.params,
+        }
+    if isinstance(event, Ended):
+        return {"type": "call.ended", "reason": event.reason}
+    if isinstance(event, ErrorEvent):
+        return {"type": "error", "code": event.code, "message": event.message}
+    raise AssertionError(f"no frame for {type(event).__name__}")

@@ -1,0 +1,1 @@
+"""Language-model clients and the guards that keep them inside a turn's budget."""

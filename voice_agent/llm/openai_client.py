@@ -1,0 +1,70 @@
+"""Any OpenAI-compatible endpoint through the official `openai` async client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
+
+import openai
+
+from voice_agent.errors import LLMTimeout, LLMUnavailable
+from voice_agent.types import Message
+
+# Local OpenAI-compatible servers (vLLM, llama.cpp, Ollama) accept any key; the client needs one.
+PLACEHOLDER_KEY = "not-needed"
+
+
+class OpenAILLM:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str | None,
+        timeout_s: float,
+        temperature: float = 0.3,
+    ) -> None:
+        self.model = model
+        self._timeout_s = timeout_s
+        self._temperature = temperature
+        # Budgets are enforced per token by the stream guard; the client's own timeout only
+        # bounds connection set-up, and retries are left to the circuit breaker.
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or PLACEHOLDER_KEY,
+            timeout=timeout_s,
+            max_retries=0,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def stream(
+        self, messages: Sequence[Message], max_tokens: int
+    ) -> AsyncGenerator[str, None]:
+        payload: list[Any] = [m.as_dict() for m in messages]
+        try:
+            response = await self._client.chat.completions.create(
+                model=self.model,
+                messages=payload,
+                max_tokens=max_tokens,
+                temperature=self._temperature,
+                stream=True,
+            )
+        except openai.APITimeoutError as exc:
+            raise LLMTimeout("connect", self._timeout_s) from exc
+        except openai.OpenAIError as exc:
+            raise LLMUnavailable(f"openai request failed: {exc}") from exc
+        try:
+            async for chunk in response:
+                if not chunk.choices:
+                    continue
+                text = chunk.choices[0].delta.content
+                if text:
+                    yield text
+        except openai.OpenAIError as exc:
+            raise LLMUnavailable(f"openai stream failed: {exc}") from exc
+        finally:
+            await response.close()

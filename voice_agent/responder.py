@@ -1,0 +1,38 @@
+"""The responder chain: tiers behind one interface, tried in order until one answers.
+The chain is itself a tier."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+
+from voice_agent.types import Reply, Tier, TurnRequest
+
+
+async def say(text: str) -> AsyncGenerator[str, None]:
+    """A reply stream of one fixed line."""
+    yield text
+
+
+class ResponderChain:
+    name = "chain"
+
+    def __init__(self, tiers: Sequence[Tier], fallback_text: str) -> None:
+        if not tiers:
+            raise ValueError("a responder chain needs at least one tier")
+        self.tiers = list(tiers)
+        self._fallback_text = fallback_text
+
+    async def respond(self, request: TurnRequest) -> Reply:
+        passed: list[str] = []
+        for tier in self.tiers:
+            reply = await tier.respond(request)
+            if reply is not None:
+                if passed:
+                    reply.detail.setdefault("passed", passed)
+                return reply
+            passed.append(tier.name)
+        return Reply(
+            source="fallback",
+            pieces=say(self._fallback_text),
+            detail={"reason": "no_tier_answered", "passed": passed},
+        )

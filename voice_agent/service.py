@@ -1,0 +1,109 @@
+"""Everything a running service shares across calls, built once at start-up: the encoder, the
+knowledge base and its indexes, the LLM client, the circuit breaker and the responder chain."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voice_agent.call import CallConfig
+from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
+from voice_agent.llm.circuit_breaker import CircuitBreaker
+from voice_agent.llm.guard import Budgets
+from voice_agent.rag.documents import load_documents
+from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.rag.knowledge_base import KnowledgeBase
+from voice_agent.responder import ResponderChain
+from voice_agent.settings import LLMBackend, Settings
+from voice_agent.types import LLMClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+
+@dataclass
+class Service:
+    settings: Settings
+    encoder: Encoder
+    knowledge: KnowledgeBase
+    llm: LLMClient
+    breaker: CircuitBreaker
+    responder: ResponderChain
+    # Models handed in to build_service (tests, benches) belong to whoever handed them in.
+    owns_encoder: bool = True
+    owns_llm: bool = True
+
+    @property
+    def call_config(self) -> CallConfig:
+        return CallConfig(mode=self.settings.mode.value, fallback_text=self.settings.fallback_text)
+
+    async def aclose(self) -> None:
+        closer: Any = getattr(self.llm, "close", None) if self.owns_llm else None
+        if closer is not None:
+            result = closer()
+            if inspect.isawaitable(result):
+                await result
+        if self.owns_encoder:
+            await self.encoder.aclose()
+
+
+def build_llm(settings: Settings) -> LLMClient:
+    if settings.llm_backend is LLMBackend.OPENAI:
+        from voice_agent.llm.openai_client import OpenAILLM
+
+        return OpenAILLM(
+            model=settings.llm_model or DEFAULT_OPENAI_MODEL,
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key,
+            timeout_s=settings.llm_timeout_s,
+        )
+    from voice_agent.llm.local import LocalLLM, bundled_model_path
+
+    path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
+    local = LocalLLM(path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens)
+    local.warm()
+    return local
+
+
+def knowledge_config(settings: Settings) -> KnowledgeConfig:
+    return KnowledgeConfig(
+        business=settings.business_name,
+        budgets=Budgets(
+            first_token_s=settings.first_token_budget_s,
+            stall_s=settings.llm_stall_timeout_s,
+            total_s=settings.llm_timeout_s,
+        ),
+        max_tokens=settings.llm_max_tokens,
+        max_sentences=settings.answer_max_sentences,
+        prompt_passages=settings.prompt_passages,
+        history_turns=settings.history_turns,
+        filler_text=settings.filler_text,
+        fallback_text=settings.fallback_text,
+    )
+
+
+def build_service(
+    settings: Settings, *, encoder: Encoder | None = None, llm: LLMClient | None = None
+) -> Service:
+    """Load models, build indexes, warm up. Slow by design: the per-turn path only looks up.
+    An `encoder` and `llm` handed in are shared with the caller, who closes them."""
+    owns_encoder, owns_llm = encoder is None, llm is None
+    encoder = encoder or Encoder(load_sentence_model(), cache_size=settings.embedding_cache_size)
+    knowledge = KnowledgeBase(encoder, top_k=settings.retrieval_top_k)
+    documents = load_documents(settings.kb_path)
+    index = knowledge.load(documents)
+    log.info(
+        "knowledge base: %d documents, %d chunks from %s",
+        len(documents),
+        len(index.chunks),
+        settings.kb_path,
+    )
+    llm = llm or build_llm(settings)
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
+    knowledge_tier = KnowledgeTier(knowledge, llm, breaker, knowledge_config(settings))
+    responder = ResponderChain([knowledge_tier], fallback_text=settings.fallback_text)
+    return Service(settings, encoder, knowledge, llm, breaker, responder, owns_encoder, owns_llm)

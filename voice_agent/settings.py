@@ -1,0 +1,113 @@
+"""Service settings, read once at start-up from the environment and passed in.
+
+Every setting is named by the environment variable that sets it. Budgets carry their unit in
+their name. A bad value stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from voice_agent.errors import ConfigError
+
+DEMO_KB_PATH = Path(__file__).parent / "data" / "demo_kb"
+
+
+class Mode(StrEnum):
+    DISABLED = "disabled"
+    SHADOW = "shadow"
+    ENABLED = "enabled"
+
+
+class LLMBackend(StrEnum):
+    LOCAL = "local"
+    OPENAI = "openai"
+
+
+def _env(name: str, **kwargs: Any) -> Any:
+    return Field(validation_alias=AliasChoices(name), **kwargs)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+    host: str = _env("VOICE_AGENT_HOST", default="127.0.0.1")
+    port: int = _env("VOICE_AGENT_PORT", default=8000, ge=0, le=65535)
+    mode: Mode = _env("LATENCY_OPTIMIZATION_MODE", default=Mode.ENABLED)
+
+    llm_backend: LLMBackend = _env("VOICE_AGENT_LLM_BACKEND", default=LLMBackend.LOCAL)
+    llm_model: str = _env("VOICE_AGENT_LLM_MODEL", default="")
+    openai_base_url: str | None = _env("OPENAI_BASE_URL", default=None)
+    openai_api_key: str | None = _env("OPENAI_API_KEY", default=None)
+    llm_threads: int = _env("VOICE_AGENT_LLM_THREADS", default=2, ge=1, le=64)
+    llm_context_tokens: int = _env("VOICE_AGENT_LLM_CONTEXT_TOKENS", default=2048, ge=512)
+    llm_max_tokens: int = _env("VOICE_AGENT_LLM_MAX_TOKENS", default=80, ge=8, le=1024)
+    answer_max_sentences: int = _env("VOICE_AGENT_ANSWER_MAX_SENTENCES", default=3, ge=1, le=20)
+
+    first_token_budget_s: float = _env("VOICE_AGENT_FIRST_TOKEN_BUDGET_S", default=0.8, gt=0)
+    llm_timeout_s: float = _env("VOICE_AGENT_LLM_TIMEOUT_S", default=3.0, gt=0)
+    llm_stall_timeout_s: float = _env("VOICE_AGENT_LLM_STALL_TIMEOUT_S", default=1.0, gt=0)
+    breaker_failures: int = _env("VOICE_AGENT_BREAKER_FAILURES", default=3, ge=1)
+    breaker_cooldown_s: float = _env("VOICE_AGENT_BREAKER_COOLDOWN_S", default=15.0, gt=0)
+    filler_text: str = _env(
+        "VOICE_AGENT_FILLER_TEXT", default="One moment, let me check that.", min_length=1
+    )
+    fallback_text: str = _env(
+        "VOICE_AGENT_FALLBACK_TEXT",
+        default="Sorry, I can't look that up right now. Could you ask me again in a moment?",
+        min_length=1,
+    )
+
+    kb_path: Path = _env("VOICE_AGENT_KB_PATH", default=DEMO_KB_PATH)
+    business_name: str = _env("VOICE_AGENT_BUSINESS_NAME", default="Maple Street Pharmacy")
+    retrieval_top_k: int = _env("VOICE_AGENT_RETRIEVAL_TOP_K", default=5, ge=1, le=50)
+    prompt_passages: int = _env("VOICE_AGENT_PROMPT_PASSAGES", default=3, ge=1, le=50)
+    embedding_cache_size: int = _env("VOICE_AGENT_EMBEDDING_CACHE_SIZE", default=10_000, ge=0)
+    history_turns: int = _env("VOICE_AGENT_HISTORY_TURNS", default=4, ge=0, le=50)
+    flow_path: Path | None = _env("VOICE_AGENT_FLOW_PATH", default=None)
+
+    response_cache_ttl_seconds: float = _env("RESPONSE_CACHE_TTL_SECONDS", default=3600, gt=0)
+    quality_baseline_score: float = _env("QUALITY_BASELINE_SCORE", default=75, ge=0, le=100)
+    quality_alert_threshold: float = _env("QUALITY_ALERT_THRESHOLD", default=5, ge=0, le=100)
+    redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)
+
+    max_frame_bytes: int = _env("VOICE_AGENT_MAX_FRAME_BYTES", default=65536, ge=256)
+    max_utterance_chars: int = _env("VOICE_AGENT_MAX_UTTERANCE_CHARS", default=2000, ge=16)
+    shutdown_grace_s: float = _env("VOICE_AGENT_SHUTDOWN_GRACE_S", default=2.0, gt=0)
+    log_level: str = _env("VOICE_AGENT_LOG_LEVEL", default="INFO")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if not self.kb_path.exists():
+            raise ValueError(f"VOICE_AGENT_KB_PATH: {self.kb_path} does not exist")
+        if self.flow_path is not None and not self.flow_path.exists():
+            raise ValueError(f"VOICE_AGENT_FLOW_PATH: {self.flow_path} does not exist")
+        if self.first_token_budget_s >= self.llm_timeout_s:
+            raise ValueError(
+                "VOICE_AGENT_FIRST_TOKEN_BUDGET_S must be below VOICE_AGENT_LLM_TIMEOUT_S "
+                f"({self.first_token_budget_s} >= {self.llm_timeout_s})"
+            )
+        if self.prompt_passages > self.retrieval_top_k:
+            raise ValueError(
+                "VOICE_AGENT_PROMPT_PASSAGES must not exceed VOICE_AGENT_RETRIEVAL_TOP_K"
+            )
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once; `overrides` (keyed by variable name) win over it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"]) or "settings"
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"{where}: {err['msg']}{shown}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

@@ -1,0 +1,87 @@
+"""The contracts between the service's layers: what a tier, a retriever and an LLM client are."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from voice_agent.turn import TurnRecord
+
+Source = Literal["quick", "cache", "llm", "fallback", "flow"]
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(slots=True)
+class Passage:
+    """One retrieved chunk of a knowledge-base document."""
+
+    doc_id: str
+    title: str
+    text: str
+    score: float = 0.0
+
+
+@dataclass(slots=True)
+class Action:
+    """Something the frontend must do besides speaking: transfer, hang up, send digits."""
+
+    name: Literal["transfer", "hangup", "dtmf"]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TurnRequest:
+    call_id: str
+    turn_id: int
+    text: str
+    state: str
+    history: Sequence[Message]
+    record: TurnRecord
+    task: str | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A tier's answer. `pieces` streams speakable text; `source` and `detail` may still change
+    while it streams (a fallback replaces an answer that timed out) and are final once it ends."""
+
+    source: Source
+    pieces: AsyncGenerator[str, None]
+    detail: dict[str, Any] = field(default_factory=dict)
+    actions: list[Action] = field(default_factory=list)
+
+
+class Tier(Protocol):
+    name: str
+
+    async def respond(self, request: TurnRequest) -> Reply | None:
+        """Answer the turn, or return None to let the next tier try."""
+        ...
+
+
+class Responder(Protocol):
+    """What a call session talks to: always answers (the responder chain)."""
+
+    async def respond(self, request: TurnRequest) -> Reply: ...
+
+
+class Retriever(Protocol):
+    async def retrieve(self, query: str, record: TurnRecord | None = None) -> list[Passage]: ...
+
+
+class LLMClient(Protocol):
+    name: str
+
+    def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncGenerator[str, None]:
+        """Yield text pieces as the model produces them. Closing the iterator stops the work."""
+        ...
