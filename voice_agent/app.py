@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             "mode": svc.settings.mode.value,
             "llm": svc.llm.name,
             "breaker": svc.breaker.state,
+            "encoder_precision": svc.encoder.precision,
             "knowledge": {
                 "documents": svc.knowledge.document_count,
                 "chunks": svc.knowledge.chunk_count,

@@ -92,7 +92,11 @@ def build_service(
     """Load models, build indexes, warm up. Slow by design: the per-turn path only looks up.
     An `encoder` and `llm` handed in are shared with the caller, who closes them."""
     owns_encoder, owns_llm = encoder is None, llm is None
-    encoder = encoder or Encoder(load_sentence_model(), cache_size=settings.embedding_cache_size)
+    encoder = encoder or Encoder(
+        load_sentence_model(),
+        cache_size=settings.embedding_cache_size,
+        precision=settings.encoder_precision,
+    )
     knowledge = KnowledgeBase(encoder, top_k=settings.retrieval_top_k)
     documents = load_documents(settings.kb_path)
     index = knowledge.load(documents)

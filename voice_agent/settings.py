@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     business_name: str = _env("VOICE_AGENT_BUSINESS_NAME", default="Maple Street Pharmacy")
     retrieval_top_k: int = _env("VOICE_AGENT_RETRIEVAL_TOP_K", default=5, ge=1, le=50)
     prompt_passages: int = _env("VOICE_AGENT_PROMPT_PASSAGES", default=3, ge=1, le=50)
+    encoder_precision: Literal["auto", "float32", "bfloat16"] = _env(
+        "VOICE_AGENT_ENCODER_PRECISION", default="auto"
+    )
     embedding_cache_size: int = _env("VOICE_AGENT_EMBEDDING_CACHE_SIZE", default=10_000, ge=0)
     history_turns: int = _env("VOICE_AGENT_HISTORY_TURNS", default=4, ge=0, le=50)
     flow_path: Path | None = _env("VOICE_AGENT_FLOW_PATH", default=None)

@@ -75,12 +75,14 @@ class LocalLLM:
         self._temperature = temperature
         self._repeat_penalty = repeat_penalty
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-llm")
+        # A llama.cpp context must never decode on two threads at once (it aborts the process):
+        # a generation holds this from its first token until it is closed.
+        self._busy = threading.Lock()
 
     def warm(self) -> None:
         """Evaluate a first prompt so the first caller does not pay for lazy initialisation."""
-        self._llm.create_chat_completion(
-            messages=[{"role": "user", "content": "Hello"}], max_tokens=4, temperature=0.0
-        )
+        for _ in self.generate([Message("user", "Hello")], max_tokens=4):
+            pass
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -89,17 +91,21 @@ class LocalLLM:
         """Stream text pieces on the calling thread: the model's own speed, with no event loop
         in between. `stream` runs this on the model thread; benchmarks call it directly."""
         payload: Any = [m.as_dict() for m in messages]
-        chunks: Any = self._llm.create_chat_completion(
-            messages=payload,
-            max_tokens=max_tokens,
-            temperature=self._temperature,
-            repeat_penalty=self._repeat_penalty,
-            stream=True,
-        )
-        for chunk in chunks:
-            text = chunk["choices"][0]["delta"].get("content")
-            if text:
-                yield text
+        with self._busy:
+            chunks: Any = self._llm.create_chat_completion(
+                messages=payload,
+                max_tokens=max_tokens,
+                temperature=self._temperature,
+                repeat_penalty=self._repeat_penalty,
+                stream=True,
+            )
+            try:
+                for chunk in chunks:
+                    text = chunk["choices"][0]["delta"].get("content")
+                    if text:
+                        yield text
+            finally:
+                chunks.close()
 
     async def stream(
         self, messages: Sequence[Message], max_tokens: int
