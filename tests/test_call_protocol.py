@@ -292,3 +292,24 @@ async def test_health_reports_the_knowledge_base_and_breaker(
         health = (await http.get("/healthz")).json()
         assert health["status"] == "ok" and health["breaker"] == "closed"
         assert health["knowledge"]["documents"] >= 30
+
+
+async def test_hanging_up_mid_answer_stops_the_generation(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    llm = FakeLLM(tokens=["word "] * 500, token_interval_s=scaled(0.01))
+    service = make_service(llm, VOICE_AGENT_LLM_TIMEOUT_S=60, VOICE_AGENT_LLM_MAX_TOKENS=1000)
+    async with running(service) as url:
+        async with call(url) as client:
+            await client.start()
+            await client.send({"type": "user.utterance", "text": "Tell me everything"})
+            await client.recv()
+        # The socket is gone: the turn's work must stop, not run to its end.
+        for _ in range(100):
+            if llm.closed:
+                break
+            await asyncio.sleep(scaled(0.02))
+        assert llm.closed == 1
+        sent = llm.tokens_sent
+        await asyncio.sleep(scaled(0.1))
+        assert llm.tokens_sent == sent < 500

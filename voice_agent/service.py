@@ -39,7 +39,11 @@ class Service:
 
     @property
     def call_config(self) -> CallConfig:
-        return CallConfig(mode=self.settings.mode.value, fallback_text=self.settings.fallback_text)
+        return CallConfig(
+            mode=self.settings.mode.value,
+            fallback_text=self.settings.fallback_text,
+            cancel_wait_s=self.settings.cancel_wait_s,
+        )
 
     async def aclose(self) -> None:
         closer: Any = getattr(self.llm, "close", None) if self.owns_llm else None
