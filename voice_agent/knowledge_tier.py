@@ -30,6 +30,11 @@ class KnowledgeConfig:
     fallback_text: str
 
 
+def _after(spoken: bool, text: str) -> str:
+    """Text that follows something already said needs a space between the two."""
+    return " " + text.lstrip() if spoken else text
+
+
 class KnowledgeTier:
     name = "knowledge"
 
@@ -71,6 +76,7 @@ class KnowledgeTier:
         )
         speech = SpeechFilter(cfg.max_sentences)
         spoke_answer = False
+        spoke_filler = False
         llm_started = now()
         outcome_recorded = False
         try:
@@ -79,27 +85,28 @@ class KnowledgeTier:
                 async for kind, token in stream:
                     if kind == "filler":
                         reply.detail["filler"] = True
+                        spoke_filler = True
                         yield cfg.filler_text
                         continue
                     if "llm_first_token" not in record.stages_ms:
                         record.add_duration("llm_first_token", llm_started)
                     text = speech.feed(token)
                     if text:
+                        yield _after(spoke_filler and not spoke_answer, text)
                         spoke_answer = True
-                        yield text
                     if speech.done:
                         break
             tail = speech.flush()
             if tail:
+                yield _after(spoke_filler and not spoke_answer, tail)
                 spoke_answer = True
-                yield tail
             record.add_duration("llm_total", llm_started)
             self._breaker.record_success()
             outcome_recorded = True
             if not spoke_answer:
                 reply.source = "fallback"
                 reply.detail["reason"] = "empty_answer"
-                yield cfg.fallback_text
+                yield _after(spoke_filler, cfg.fallback_text)
         except LLMError as exc:
             self._breaker.record_failure()
             outcome_recorded = True
@@ -109,7 +116,7 @@ class KnowledgeTier:
             )
             reply.detail["error"] = str(exc)
             reply.detail["partial"] = spoke_answer
-            yield (" " if spoke_answer else "") + cfg.fallback_text
+            yield _after(spoke_answer or spoke_filler, cfg.fallback_text)
         finally:
             if not outcome_recorded:  # cancelled by barge-in or hang-up
                 self._breaker.record_abandoned()

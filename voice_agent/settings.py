@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     llm_threads: int = _env("VOICE_AGENT_LLM_THREADS", default=2, ge=1, le=64)
     llm_context_tokens: int = _env("VOICE_AGENT_LLM_CONTEXT_TOKENS", default=2048, ge=512)
     llm_max_tokens: int = _env("VOICE_AGENT_LLM_MAX_TOKENS", default=80, ge=8, le=1024)
-    answer_max_sentences: int = _env("VOICE_AGENT_ANSWER_MAX_SENTENCES", default=3, ge=1, le=20)
+    answer_max_sentences: int = _env("VOICE_AGENT_ANSWER_MAX_SENTENCES", default=2, ge=1, le=20)
 
     first_token_budget_s: float = _env("VOICE_AGENT_FIRST_TOKEN_BUDGET_S", default=0.8, gt=0)
     llm_timeout_s: float = _env("VOICE_AGENT_LLM_TIMEOUT_S", default=3.0, gt=0)
