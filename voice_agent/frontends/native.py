@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -127,11 +127,6 @@ def _to_event(frame: _Frame, max_utterance_chars: int) -> CallerEvent:
     if isinstance(frame, _CallEnd):
         return CallEnd(reason=frame.reason)
     raise AssertionError(f"no event for {type(frame).__name__}")
-
-
-ServerFrameType = Literal[
-    "call.ready", "agent.delta", "agent.done", "agent.action", "call.ended", "error"
-]
 
 
 def encode(event: AgentEvent) -> dict[str, Any]:
