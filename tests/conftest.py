@@ -42,6 +42,8 @@ def make_service(encoder: Encoder) -> Callable[..., Service]:
     """A real service (demo knowledge base, real encoder) around the LLM a test chooses."""
 
     def make(llm: LLMClient | None = None, **overrides: Any) -> Service:
+        # The plain question-and-answer flow unless a test asks for another.
+        overrides.setdefault("VOICE_AGENT_DEFAULT_FLOW", "qa")
         settings = load_settings(**overrides)
         return build_service(settings, encoder=encoder, llm=llm or FakeLLM())
 

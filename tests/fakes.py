@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from voice_agent.errors import LLMUnavailable
 from voice_agent.responder import say
 from voice_agent.turn import TurnRecord
-from voice_agent.types import Action, Message, Passage, Reply, TurnRequest
+from voice_agent.types import Action, Message, Passage, Reply, TurnRequest, Vector
 
 # Every wait in the tests is multiplied by this, for slow machines.
 TIME_SCALE = float(os.environ.get("VOICE_AGENT_TEST_TIME_SCALE", "1"))
@@ -58,7 +58,9 @@ class FakeRetriever:
         Passage("hours", "Hours", "Maple Street Pharmacy opens at 9 AM on Saturdays."),
     )
 
-    async def retrieve(self, query: str, record: TurnRecord | None = None) -> list[Passage]:
+    async def retrieve(
+        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+    ) -> list[Passage]:
         return list(self.passages)
 
 
@@ -79,7 +81,7 @@ class ScriptedTier:
 
     text: str = "Goodbye!"
     actions: Sequence[Action] = ()
-    name: str = "scripted"
+    name: str = "knowledge"  # stands in for the knowledge tier
     requests: list[TurnRequest] = field(default_factory=list)
 
     async def respond(self, request: TurnRequest) -> Reply:
@@ -88,7 +90,7 @@ class ScriptedTier:
 
 
 class FailingTier:
-    name = "failing"
+    name = "knowledge"  # stands in for the knowledge tier
 
     async def respond(self, request: TurnRequest) -> Reply:
         raise RuntimeError("a bug in a tier")

@@ -30,7 +30,7 @@ async def test_a_call_starts_streams_an_answer_and_ends(
         assert ready == {
             "type": "call.ready",
             "call_id": "call-1",
-            "state": "default",
+            "state": "answer",
             "mode": "enabled",
         }
         frames = await client.ask("What time do you open on Saturday?")
@@ -39,7 +39,7 @@ async def test_a_call_starts_streams_an_answer_and_ends(
         assert len(deltas) > 1 and all(d["turn_id"] == 1 for d in deltas)
         assert done["type"] == "agent.done" and done["turn_id"] == 1
         assert done["text"] == "".join(d["text"] for d in deltas)
-        assert done["source"] == "llm" and done["state"] == "default"
+        assert done["source"] == "llm" and done["state"] == "answer"
         latency = done["latency_ms"]
         for stage in ("first_token", "total", "embedding", "retrieval", "llm_first_token"):
             assert latency[stage] >= 0, stage

@@ -63,7 +63,11 @@ async def test_the_bundled_model_streams_and_stops_when_closed(local_llm: LocalL
 
 async def test_a_call_gets_spoken_answers_from_the_knowledge_base(real_service: Service) -> None:
     async with serve(create_app(service=real_service)) as url, call(url) as client:
-        await client.start()
+        ready = await client.start()
+        assert ready["state"] == "greet"  # the demo business's flow
+        greeting = (await client.until("agent.done"))[-1]
+        assert greeting["source"] == "flow"
+        assert greeting["text"] == "Thanks for calling Maple Street Pharmacy. How can I help?"
         for question, documents in [
             ("What are your hours on Saturday?", {"hours", "faq"}),
             ("Do you deliver prescriptions?", {"delivery", "faq"}),
@@ -71,6 +75,7 @@ async def test_a_call_gets_spoken_answers_from_the_knowledge_base(real_service: 
             frames = await client.ask(question)
             done = frames[-1]
             assert done["source"] == "llm", done
+            assert done["state"] == "answer"
             assert done["detail"]["llm"] == "local"
             assert set(done["detail"]["passages"][:3]) & documents
             assert done["text"].strip()
@@ -88,7 +93,8 @@ async def test_the_call_command_prints_each_answer_with_source_and_latency(
     out = capsys.readouterr().out
     assert code == 0
     assert "you> Where are you located?" in out
-    assert re.search(r"\[llm\] first word \d+ ms, done \d+ ms", out), out
+    assert "agent> Thanks for calling Maple Street Pharmacy. How can I help?" in out
+    assert re.search(r"\[llm, state answer\] first word \d+ ms, done \d+ ms", out), out
     assert "[call ended: caller_hangup]" in out
 
 

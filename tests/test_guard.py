@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from voice_agent.errors import LLMTimeout
-from voice_agent.llm.guard import Budgets, guarded
-from voice_agent.types import Message
+from voice_agent.llm.guard import guarded
+from voice_agent.types import Budgets, Message
 
 from .fakes import FakeLLM, scaled
 

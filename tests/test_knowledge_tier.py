@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.llm.circuit_breaker import CircuitBreaker
-from voice_agent.llm.guard import Budgets
 from voice_agent.turn import TurnRecord
-from voice_agent.types import Message, Reply, TurnRequest
+from voice_agent.types import Budgets, Message, Reply, TurnRequest
 
 from .fakes import FakeLLM, FakeRetriever, ManualClock, scaled
 

@@ -26,6 +26,7 @@ def openai_service(encoder: Encoder, base_url: str, **overrides: Any) -> Service
         OPENAI_BASE_URL=base_url + "/v1",
         OPENAI_API_KEY="sk-test",
         VOICE_AGENT_LLM_MODEL="test-model",
+        VOICE_AGENT_DEFAULT_FLOW="qa",
         **overrides,
     )
     llm = build_llm(settings)

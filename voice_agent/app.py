@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                 "chunks": svc.knowledge.chunk_count,
                 "version": svc.knowledge.version,
             },
+            "flows": sorted(svc.flows.flows),
+            "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,
         }
 
@@ -122,7 +124,7 @@ async def _serve_call(ws: WebSocket, svc: Service) -> None:
             except (WebSocketDisconnect, RuntimeError, OSError):
                 log.debug("call socket closed while sending")
 
-    session = CallSession(svc.responder, send, svc.call_config)
+    session = CallSession(svc.call_deps, send, svc.call_config)
     try:
         while not session.ended:
             message = await ws.receive()

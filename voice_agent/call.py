@@ -1,15 +1,20 @@
-"""One call session per connection: it owns the call's tasks and history and drives each turn
-through the responder chain. Frontends feed it caller events and carry its agent events out."""
+"""One call session per connection. It owns the call's tasks, history and place in its flow:
+caller events go through the flow engine, whose decisions are spoken, answered by the
+responder chain, or turned into actions; silence past the state's timeout brings a reminder.
+Frontends feed it caller events and carry its agent events out."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
+import state_machine as sm
+from quick_responses.intents import IntentMatch, IntentMatcher
 from voice_agent.events import (
     ActionEvent,
     AgentEvent,
@@ -25,42 +30,69 @@ from voice_agent.events import (
     Ready,
     Utterance,
 )
+from voice_agent.flows import FlowLibrary
 from voice_agent.tasks import TaskScope
-from voice_agent.turn import TurnRecord
-from voice_agent.types import Message, Responder, TurnRequest
+from voice_agent.turn import TurnRecord, now
+from voice_agent.types import Action, Budgets, Message, Responder, Source, TurnRequest, Vector
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE = "default"
-
 Send = Callable[[AgentEvent], Awaitable[None]]
+Embed = Callable[[str], Awaitable[Vector]]
+
+END_REASONS = {"hangup": "agent_hangup", "transfer": "transfer"}
 
 
 @dataclass(frozen=True, slots=True)
 class CallConfig:
     mode: str
     fallback_text: str
+    budgets: Budgets  # the service's defaults, under each state's own
+    context: Mapping[str, str]  # placeholder values such as {business}
     cancel_wait_s: float = 0.5
     max_history_messages: int = 40
 
 
+@dataclass(frozen=True, slots=True)
+class CallDeps:
+    responder: Responder
+    flows: FlowLibrary
+    intents: IntentMatcher
+    embed: Embed
+
+
+def _action(action: sm.Action) -> Action:
+    params: dict[str, Any] = {}
+    if action.name == "transfer":
+        params["to"] = action.value
+    elif action.name == "dtmf":
+        params["digits"] = action.value
+    return Action(action.name, params)
+
+
 class CallSession:
-    def __init__(self, responder: Responder, send: Send, config: CallConfig) -> None:
-        self._responder = responder
+    def __init__(self, deps: CallDeps, send: Send, config: CallConfig) -> None:
+        self._deps = deps
         self._send = send
         self._config = config
         self.call_id: str | None = None
-        self.state = DEFAULT_STATE
         self.history: list[Message] = []
         self.ended = False
-        self.digits: list[str] = []
+        self.flow: sm.Flow | None = None
+        self.flow_state: sm.CallState | None = None
+        self._context: dict[str, str] = dict(config.context)
         self._tasks = TaskScope("call")
         self._turn: asyncio.Task[None] | None = None
+        self._silence: asyncio.Task[None] | None = None
         self._turn_id = 0
 
     @property
     def started(self) -> bool:
         return self.call_id is not None
+
+    @property
+    def state(self) -> str:
+        return self.flow_state.state if self.flow_state is not None else ""
 
     async def handle(self, event: CallerEvent, received_at: float | None = None) -> None:
         """Act on one caller event. Returns at once; turns run in their own task."""
@@ -69,46 +101,96 @@ class CallSession:
             return
         if isinstance(event, CallStart):
             await self._start(event)
-        elif not self.started:
+            return
+        if not self.started:
             await self.error("call_not_started", "send call.start before anything else")
-        elif isinstance(event, Utterance):
-            await self._utterance(event, received_at)
+            return
+        self._quiet()  # the caller did something: no reminder now
+        if isinstance(event, Utterance):
+            if event.final:
+                await self._cancel_turn()
+                record = self._record(received_at)
+                self._remember(Message("user", event.text.strip()))
+                self._spawn(self._utterance_turn(event.text.strip(), record))
         elif isinstance(event, Interrupt):
             await self._interrupt(event)
         elif isinstance(event, Dtmf):
-            self.digits.append(event.digit)
+            await self._dtmf(event, received_at)
         elif isinstance(event, CallEnd):
             await self.end(event.reason)
 
     async def error(self, code: str, message: str) -> None:
         await self._send(ErrorEvent(code, message))
 
+    # Starting
+
     async def _start(self, event: CallStart) -> None:
         if self.started:
             await self.error("call_already_started", f"call {self.call_id} is already running")
             return
+        flow = self._deps.flows.get(event.flow)
+        if flow is None:
+            known = ", ".join(sorted(self._deps.flows.flows))
+            await self.error("unknown_flow", f"no flow named {event.flow!r}; known: {known}")
+            return
         self.call_id = event.call_id or uuid.uuid4().hex
         self._tasks = TaskScope(f"call-{self.call_id}")
+        self.flow = flow
+        # Placeholders: the service's values, then the flow's, then the call's metadata.
+        self._context.update(flow.context)
+        for key, value in event.metadata.items():
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                self._context[str(key)] = str(value)
+        self.flow_state, decision = sm.start(flow, self._context)
         await self._send(Ready(self.call_id, self.state, self._config.mode))
+        if decision.say or decision.actions:
+            self._spawn(self._deliver(self._record(None), decision, {"reason": "start"}))
+        else:
+            self._arm_silence(decision)
 
-    async def _utterance(self, event: Utterance, received_at: float | None) -> None:
-        if not event.final:
-            return  # partial transcripts do not start a turn
-        await self._cancel_turn()
-        self._turn_id += 1
-        record = TurnRecord(self.call_id or "", self._turn_id)
-        if received_at is not None:
-            record.received_at = received_at
-        request = TurnRequest(
-            call_id=record.call_id,
-            turn_id=self._turn_id,
-            text=event.text.strip(),
-            state=self.state,
-            history=tuple(self.history),
-            record=record,
+    # Caller events
+
+    async def _utterance_turn(self, text: str, record: TurnRecord) -> None:
+        assert self.flow is not None and self.flow_state is not None
+        candidates = sm.candidate_intents(self.flow, self.flow_state)
+        match, vector = await self._match(text, candidates, record)
+        self.flow_state, decision = sm.step(
+            self.flow,
+            self.flow_state,
+            sm.Utterance(text, match.intent if match else None),
+            self._context,
         )
-        self._remember(Message("user", request.text))
-        self._turn = self._tasks.spawn(self._run_turn(request), name=f"turn-{self._turn_id}")
+        detail: dict[str, Any] = {"reason": decision.reason}
+        if match is not None:
+            detail["intent"] = {"name": match.intent, "score": match.score, "kind": match.kind}
+        await self._deliver(record, decision, detail, text=text, vector=vector)
+
+    async def _match(
+        self, text: str, candidates: tuple[str, ...], record: TurnRecord
+    ) -> tuple[IntentMatch | None, Vector | None]:
+        """The intent among `candidates`, and the utterance's vector if one was computed
+        (retrieval reuses it)."""
+        intents = self._deps.intents
+        match = intents.exact(text, candidates)
+        if match is not None or not intents.needs_vector(text, candidates):
+            return match, None
+        started = now()
+        vector = await self._deps.embed(text)
+        record.add_duration("embedding", started)
+        return intents.nearest(vector, candidates), vector
+
+    async def _dtmf(self, event: Dtmf, received_at: float | None) -> None:
+        assert self.flow is not None and self.flow_state is not None
+        self.flow_state, decision = sm.step(
+            self.flow, self.flow_state, sm.Dtmf(event.digit), self._context
+        )
+        if decision.say or decision.actions or decision.respond:
+            await self._cancel_turn()
+            self._spawn(
+                self._deliver(self._record(received_at), decision, {"reason": decision.reason})
+            )
+        else:
+            self._arm_silence(decision)
 
     async def _interrupt(self, event: Interrupt) -> None:
         await self._cancel_turn()
@@ -125,6 +207,142 @@ class CallSession:
             if message.role == "user":
                 return  # nothing of the agent's was said since the caller's last turn
 
+    # Turns
+
+    def _record(self, received_at: float | None) -> TurnRecord:
+        self._turn_id += 1
+        record = TurnRecord(self.call_id or "", self._turn_id)
+        if received_at is not None:
+            record.received_at = received_at
+        return record
+
+    def _spawn(self, work: Any) -> None:
+        self._turn = self._tasks.spawn(self._guarded(work), name=f"turn-{self._turn_id}")
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        turn_id = self._turn_id
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # task boundary: a broken turn must not leave the caller in silence
+            log.exception("turn %s of call %s failed", turn_id, self.call_id)
+            await self._say_fallback(turn_id)
+
+    def _budgets(self, decision: sm.Decision) -> Budgets:
+        base, own = self._config.budgets, decision.budgets
+        return Budgets(
+            first_token_s=own.first_token_budget_s or base.first_token_s,
+            stall_s=own.stall_timeout_s or base.stall_s,
+            total_s=own.llm_timeout_s or base.total_s,
+        )
+
+    async def _deliver(
+        self,
+        record: TurnRecord,
+        decision: sm.Decision,
+        detail: dict[str, Any],
+        text: str | None = None,
+        vector: Vector | None = None,
+    ) -> None:
+        """Speak what the flow decided, let the tiers answer if it asked them to, then send
+        the actions; end the call or wait for the caller."""
+        turn_id = record.turn_id
+        said = Message("assistant", "")
+        self._remember(said)
+        spoken: list[str] = []
+        source: Source = "flow"
+        out_detail: dict[str, Any] = {"flow": detail}
+        actions = [_action(a) for a in decision.actions]
+
+        async def speak(piece: str) -> None:
+            if spoken and not piece.startswith(" "):
+                piece = " " + piece
+            await self._send(Delta(turn_id, piece))
+            record.first_token_sent()
+            spoken.append(piece)
+            said.content = "".join(spoken).strip()
+
+        if decision.say:
+            await speak(decision.say)
+        if decision.respond and text is not None:
+            request = TurnRequest(
+                call_id=record.call_id,
+                turn_id=turn_id,
+                text=text,
+                state=decision.state,
+                history=tuple(self.history[:-2]),  # before this utterance and this answer
+                record=record,
+                task=decision.task,
+                budgets=self._budgets(decision),
+                cacheable=decision.cacheable,
+                tiers=decision.tiers,
+                vector=vector,
+            )
+            reply = await self._deps.responder.respond(request)
+            async with aclosing(reply.pieces):
+                async for piece in reply.pieces:
+                    if piece:
+                        await speak(piece)
+            source = reply.source
+            out_detail.update(reply.detail)
+            actions.extend(reply.actions)
+        await self._send(
+            Done(turn_id, said.content, source, decision.state, record.latency_ms(), out_detail)
+        )
+        for action in actions:
+            await self._send(ActionEvent(turn_id, action.name, action.params))
+        if decision.respond and self.flow is not None and self.flow_state is not None:
+            self.flow_state, decision = sm.step(
+                self.flow, self.flow_state, sm.Answered(), self._context
+            )
+            if decision.say or decision.actions:
+                await self._deliver(self._record(None), decision, {"reason": decision.reason})
+                return
+        await self._after_turn(decision, actions)
+
+    async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:
+        ending = [END_REASONS[a.name] for a in actions if a.name in END_REASONS]
+        if decision.ended or ending:
+            reason = ending[0] if ending else ""
+            self._turn = None  # this task is ending the call; do not cancel itself
+            await self.end(reason or "flow_ended")
+        else:
+            self._arm_silence(decision)
+
+    async def _say_fallback(self, turn_id: int) -> None:
+        text = self._config.fallback_text
+        await self._send(Delta(turn_id, text))
+        self._remember(Message("assistant", text))
+        await self._send(
+            Done(turn_id, text, "fallback", self.state, {}, {"reason": "internal_error"})
+        )
+
+    # Silence
+
+    def _arm_silence(self, decision: sm.Decision) -> None:
+        self._quiet()
+        if decision.silence_timeout_s is not None and not self.ended:
+            self._silence = self._tasks.spawn(
+                self._remind_after(decision.silence_timeout_s), name="silence"
+            )
+
+    def _quiet(self) -> None:
+        if self._silence is not None and not self._silence.done():
+            self._silence.cancel()
+        self._silence = None
+
+    async def _remind_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        assert self.flow is not None and self.flow_state is not None
+        if self._turn is not None and not self._turn.done():
+            return  # the agent is still talking; the turn re-arms the timer when done
+        self._silence = None
+        self.flow_state, decision = sm.step(self.flow, self.flow_state, sm.Silence(), self._context)
+        self._spawn(self._deliver(self._record(None), decision, {"reason": decision.reason}))
+
+    # Ending
+
     async def _cancel_turn(self) -> None:
         turn, self._turn = self._turn, None
         if turn is not None:
@@ -136,64 +354,12 @@ class CallSession:
         if overflow > 0:
             del self.history[:overflow]
 
-    async def _run_turn(self, request: TurnRequest) -> None:
-        record = request.record
-        spoken: list[str] = []
-        said = Message("assistant", "")
-        self._remember(said)
-        try:
-            reply = await self._responder.respond(request)
-            async with aclosing(reply.pieces):
-                async for piece in reply.pieces:
-                    if not piece:
-                        continue
-                    await self._send(Delta(request.turn_id, piece))
-                    record.first_token_sent()
-                    spoken.append(piece)
-                    said.content = "".join(spoken).strip()
-            await self._send(
-                Done(
-                    turn_id=request.turn_id,
-                    text=said.content,
-                    source=reply.source,
-                    state=self.state,
-                    latency_ms=record.latency_ms(),
-                    detail=reply.detail,
-                )
-            )
-            for action in reply.actions:
-                await self._send(ActionEvent(request.turn_id, action.name, action.params))
-            if any(a.name == "hangup" for a in reply.actions):
-                self._turn = None  # this task is ending the call; do not cancel itself
-                await self.end("agent_hangup")
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # task boundary: a broken turn must not leave the caller in silence
-            log.exception("turn %s of call %s failed", request.turn_id, request.call_id)
-            await self._fail_turn(request, spoken, said)
-
-    async def _fail_turn(self, request: TurnRequest, spoken: list[str], said: Message) -> None:
-        fallback = self._config.fallback_text
-        text = (" " if spoken else "") + fallback
-        await self._send(Delta(request.turn_id, text))
-        request.record.first_token_sent()
-        said.content = ("".join(spoken) + text).strip()
-        await self._send(
-            Done(
-                turn_id=request.turn_id,
-                text=said.content,
-                source="fallback",
-                state=self.state,
-                latency_ms=request.record.latency_ms(),
-                detail={"reason": "internal_error"},
-            )
-        )
-
     async def end(self, reason: str) -> None:
         """End the call: stop its work, then tell the frontend."""
         if self.ended:
             return
         self.ended = True
+        self._quiet()
         await self._cancel_turn()
         await self._send(Ended(reason))
 

@@ -48,22 +48,90 @@ def _ws_url(base: str) -> str:
     return base + "/v1/calls"
 
 
-async def _call(url: str, lines: Sequence[str] | None) -> int:
-    """A text call: each line typed is one caller turn; answers print as they stream."""
+class _Printer:
+    """Prints the agent's frames as they arrive and counts finished turns."""
+
+    def __init__(self) -> None:
+        self.turns_done = 0
+        self.ended = False
+        self.changed = asyncio.Event()
+        self._mid_turn = False
+
+    def show(self, frame: dict[str, object]) -> None:
+        kind = frame.get("type")
+        if kind == "agent.delta":
+            if not self._mid_turn:
+                print("agent> ", end="")
+                self._mid_turn = True
+            print(frame["text"], end="", flush=True)
+            return
+        if self._mid_turn:
+            print()
+            self._mid_turn = False
+        if kind == "agent.done":
+            lat = frame["latency_ms"]
+            assert isinstance(lat, dict)
+            first = lat.get("first_token", -1)
+            print(
+                f"  [{frame['source']}, state {frame['state']}] first word {first:.0f} ms, "
+                f"done {lat.get('total', 0):.0f} ms"
+            )
+            self.turns_done += 1
+        elif kind == "agent.action":
+            extra = {k: v for k, v in frame.items() if k not in ("type", "turn_id", "action")}
+            print(f"  [action: {frame['action']} {json.dumps(extra) if extra else ''}]".rstrip())
+        elif kind == "error":
+            print(f"  [error {frame['code']}] {frame['message']}")
+            self.turns_done += 1
+        elif kind == "call.ended":
+            print(f"[call ended: {frame['reason']}]")
+            self.ended = True
+        self.changed.set()
+
+    async def wait_turns(self, count: int, timeout_s: float) -> None:
+        """Until `count` turns have finished (or the call ended, or the time is up)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.turns_done < count and not self.ended:
+            self.changed.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except TimeoutError:
+                return
+
+
+async def _call(url: str, lines: Sequence[str] | None, flow: str | None) -> int:
+    """A text call: each line is one caller turn; the agent's words print as they stream."""
     import websockets
 
     interactive = lines is None and sys.stdin.isatty()
     async with websockets.connect(_ws_url(url)) as ws:
-        await ws.send(json.dumps({"type": "call.start"}))
+        start: dict[str, object] = {"type": "call.start"}
+        if flow:
+            start["flow"] = flow
+        await ws.send(json.dumps(start))
         ready = json.loads(await ws.recv())
-        print(f"[call {ready.get('call_id')} state={ready.get('state')} mode={ready.get('mode')}]")
+        if ready.get("type") != "call.ready":
+            print(f"[could not start: {ready.get('message', ready)}]")
+            return 1
+        print(f"[call {ready['call_id']} state={ready['state']} mode={ready['mode']}]")
+        printer = _Printer()
+
+        async def read() -> None:
+            async for raw in ws:
+                printer.show(json.loads(raw))
+
+        reader = asyncio.get_running_loop().create_task(read(), name="call-reader")
+        # A flow that greets does so at once; give it a moment before the caller speaks.
+        await printer.wait_turns(1, timeout_s=1.0)
         source = iter(lines) if lines is not None else None
-        while True:
+        while not printer.ended:
             if source is not None:
                 text = next(source, None)
             else:
-                prompt = "you> " if interactive else ""
-                text = await asyncio.to_thread(_read_line, prompt)
+                text = await asyncio.to_thread(_read_line, "you> " if interactive else "")
             if text is None:
                 break
             text = text.strip()
@@ -71,28 +139,14 @@ async def _call(url: str, lines: Sequence[str] | None) -> int:
                 continue
             if not interactive:
                 print(f"you> {text}")
+            expected = printer.turns_done + 1
             await ws.send(json.dumps({"type": "user.utterance", "text": text, "final": True}))
-            print("agent> ", end="", flush=True)
-            while True:
-                frame = json.loads(await ws.recv())
-                if frame["type"] == "agent.delta":
-                    print(frame["text"], end="", flush=True)
-                elif frame["type"] == "agent.done":
-                    lat = frame["latency_ms"]
-                    print(
-                        f"\n  [{frame['source']}] first word {lat['first_token']:.0f} ms, "
-                        f"done {lat['total']:.0f} ms"
-                    )
-                    break
-                elif frame["type"] == "error":
-                    print(f"\n  [error {frame['code']}] {frame['message']}")
-                    break
-                elif frame["type"] == "call.ended":
-                    print(f"\n[call ended: {frame['reason']}]")
-                    return 0
-        await ws.send(json.dumps({"type": "call.end"}))
-        ended = json.loads(await ws.recv())
-        print(f"[call ended: {ended.get('reason')}]")
+            await printer.wait_turns(expected, timeout_s=60)
+            await asyncio.sleep(0.2)  # actions and the end of the call follow the turn
+        if not printer.ended:
+            await ws.send(json.dumps({"type": "call.end"}))
+            await printer.wait_turns(10**9, timeout_s=5)
+        reader.cancel()
     return 0
 
 
@@ -134,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="an interactive text call to a running service")
     call.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
     call.add_argument("--say", action="append", help="a caller line; repeat for several turns")
-    call.set_defaults(run=lambda a: asyncio.run(_call(a.url, a.say)))
+    call.add_argument("--flow", help="the flow to run (default: the service's default flow)")
+    call.set_defaults(run=lambda a: asyncio.run(_call(a.url, a.say, a.flow)))
 
     ingest = commands.add_parser("ingest", help="add documents to a running service")
     ingest.add_argument("path", help="a folder of .md/.txt files, one file, or a .jsonl file")

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from voice_agent.errors import LLMError, LLMTimeout
 from voice_agent.llm.circuit_breaker import CircuitBreaker
-from voice_agent.llm.guard import Budgets, guarded
+from voice_agent.llm.guard import guarded
 from voice_agent.llm.prompt import build_messages
 from voice_agent.llm.speech import SpeechFilter
 from voice_agent.responder import say
 from voice_agent.turn import now
-from voice_agent.types import LLMClient, Reply, Retriever, TurnRequest
+from voice_agent.types import Budgets, LLMClient, Reply, Retriever, TurnRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +64,7 @@ class KnowledgeTier:
     async def _answer(self, request: TurnRequest, reply: Reply) -> AsyncGenerator[str, None]:
         cfg = self._config
         record = request.record
-        passages = await self._retriever.retrieve(request.text, record)
+        passages = await self._retriever.retrieve(request.text, record, request.vector)
         reply.detail["passages"] = [p.doc_id for p in passages]
         messages = build_messages(
             business=cfg.business,
@@ -80,7 +80,8 @@ class KnowledgeTier:
         llm_started = now()
         outcome_recorded = False
         try:
-            stream = guarded(self._llm.stream(messages, cfg.max_tokens), cfg.budgets)
+            budgets = request.budgets or cfg.budgets
+            stream = guarded(self._llm.stream(messages, cfg.max_tokens), budgets)
             async with aclosing(stream):
                 async for kind, token in stream:
                     if kind == "filler":

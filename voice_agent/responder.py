@@ -25,6 +25,9 @@ class ResponderChain:
     async def respond(self, request: TurnRequest) -> Reply:
         passed: list[str] = []
         for tier in self.tiers:
+            if request.tiers is not None and tier.name not in request.tiers:
+                passed.append(f"{tier.name} (not allowed in this state)")
+                continue
             reply = await tier.respond(request)
             if reply is not None:
                 if passed:

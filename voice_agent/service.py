@@ -9,16 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voice_agent.call import CallConfig
+from quick_responses.intents import IntentMatcher
+from voice_agent.call import CallConfig, CallDeps
+from voice_agent.flows import FlowLibrary
+from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.llm.circuit_breaker import CircuitBreaker
-from voice_agent.llm.guard import Budgets
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.responder import ResponderChain
 from voice_agent.settings import LLMBackend, Settings
-from voice_agent.types import LLMClient
+from voice_agent.types import Budgets, LLMClient
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ class Service:
     llm: LLMClient
     breaker: CircuitBreaker
     responder: ResponderChain
+    flows: FlowLibrary
+    intents: IntentMatcher
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
@@ -42,8 +46,14 @@ class Service:
         return CallConfig(
             mode=self.settings.mode.value,
             fallback_text=self.settings.fallback_text,
+            budgets=knowledge_config(self.settings).budgets,
+            context={"business": self.settings.business_name},
             cancel_wait_s=self.settings.cancel_wait_s,
         )
+
+    @property
+    def call_deps(self) -> CallDeps:
+        return CallDeps(self.responder, self.flows, self.intents, self.encoder.embed)
 
     async def aclose(self) -> None:
         closer: Any = getattr(self.llm, "close", None) if self.owns_llm else None
@@ -96,6 +106,7 @@ def build_service(
     """Load models, build indexes, warm up. Slow by design: the per-turn path only looks up.
     An `encoder` and `llm` handed in are shared with the caller, who closes them."""
     owns_encoder, owns_llm = encoder is None, llm is None
+    flows = FlowLibrary.load(settings.flow_path, settings.default_flow)
     encoder = encoder or Encoder(
         load_sentence_model(),
         cache_size=settings.embedding_cache_size,
@@ -110,8 +121,25 @@ def build_service(
         len(index.chunks),
         settings.kb_path,
     )
+    intents = build_matcher(
+        [load_intent_packs(settings.intents_path), flows.own_intents()],
+        encoder,
+        settings.intent_threshold,
+        settings.intent_margin,
+    )
     llm = llm or build_llm(settings)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
     knowledge_tier = KnowledgeTier(knowledge, llm, breaker, knowledge_config(settings))
     responder = ResponderChain([knowledge_tier], fallback_text=settings.fallback_text)
-    return Service(settings, encoder, knowledge, llm, breaker, responder, owns_encoder, owns_llm)
+    return Service(
+        settings,
+        encoder,
+        knowledge,
+        llm,
+        breaker,
+        responder,
+        flows,
+        intents,
+        owns_encoder,
+        owns_llm,
+    )

@@ -15,7 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from voice_agent.errors import ConfigError
 
-DEMO_KB_PATH = Path(__file__).parent / "data" / "demo_kb"
+DATA_PATH = Path(__file__).parent / "data"
+DEMO_KB_PATH = DATA_PATH / "demo_kb"
+BUNDLED_FLOWS_PATH = DATA_PATH / "flows"
+BUNDLED_INTENTS_PATH = DATA_PATH / "intents"
 
 
 class Mode(StrEnum):
@@ -72,7 +75,11 @@ class Settings(BaseSettings):
     )
     embedding_cache_size: int = _env("VOICE_AGENT_EMBEDDING_CACHE_SIZE", default=10_000, ge=0)
     history_turns: int = _env("VOICE_AGENT_HISTORY_TURNS", default=4, ge=0, le=50)
-    flow_path: Path | None = _env("VOICE_AGENT_FLOW_PATH", default=None)
+    flow_path: Path = _env("VOICE_AGENT_FLOW_PATH", default=BUNDLED_FLOWS_PATH)
+    default_flow: str = _env("VOICE_AGENT_DEFAULT_FLOW", default="pharmacy", min_length=1)
+    intents_path: Path = _env("VOICE_AGENT_INTENTS_PATH", default=BUNDLED_INTENTS_PATH)
+    intent_threshold: float = _env("VOICE_AGENT_INTENT_THRESHOLD", default=0.72, gt=0, le=1)
+    intent_margin: float = _env("VOICE_AGENT_INTENT_MARGIN", default=0.08, ge=0, le=1)
 
     response_cache_ttl_seconds: float = _env("RESPONSE_CACHE_TTL_SECONDS", default=3600, gt=0)
     quality_baseline_score: float = _env("QUALITY_BASELINE_SCORE", default=75, ge=0, le=100)
@@ -88,8 +95,12 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if not self.kb_path.exists():
             raise ValueError(f"VOICE_AGENT_KB_PATH: {self.kb_path} does not exist")
-        if self.flow_path is not None and not self.flow_path.exists():
-            raise ValueError(f"VOICE_AGENT_FLOW_PATH: {self.flow_path} does not exist")
+        for name, path in (
+            ("VOICE_AGENT_FLOW_PATH", self.flow_path),
+            ("VOICE_AGENT_INTENTS_PATH", self.intents_path),
+        ):
+            if not path.exists():
+                raise ValueError(f"{name}: {path} does not exist")
         if self.first_token_budget_s >= self.llm_timeout_s:
             raise ValueError(
                 "VOICE_AGENT_FIRST_TOKEN_BUDGET_S must be below VOICE_AGENT_LLM_TIMEOUT_S "

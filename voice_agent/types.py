@@ -6,9 +6,24 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from voice_agent.turn import TurnRecord
 
 Source = Literal["quick", "cache", "llm", "fallback", "flow"]
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Budgets:
+    """Time limits for one LLM answer, in seconds."""
+
+    first_token_s: float  # no token by then: speak the filler, keep waiting
+    stall_s: float  # longest gap between two tokens
+    total_s: float  # the whole answer
+
+
 Role = Literal["system", "user", "assistant"]
 
 
@@ -48,6 +63,10 @@ class TurnRequest:
     history: Sequence[Message]
     record: TurnRecord
     task: str | None = None
+    budgets: Budgets | None = None  # None: the tier's defaults
+    cacheable: bool = True
+    tiers: Sequence[str] | None = None  # names of the tiers allowed to answer; None: all
+    vector: Vector | None = None  # the utterance's embedding, when already computed
 
 
 @dataclass(slots=True)
@@ -76,7 +95,9 @@ class Responder(Protocol):
 
 
 class Retriever(Protocol):
-    async def retrieve(self, query: str, record: TurnRecord | None = None) -> list[Passage]: ...
+    async def retrieve(
+        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+    ) -> list[Passage]: ...
 
 
 class LLMClient(Protocol):

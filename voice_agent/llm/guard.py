@@ -12,19 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Literal
 
 from voice_agent.errors import LLMTimeout
+from voice_agent.types import Budgets
 
 EventKind = Literal["filler", "token"]
-
-
-@dataclass(frozen=True, slots=True)
-class Budgets:
-    first_token_s: float
-    stall_s: float
-    total_s: float
 
 
 async def _next(stream: AsyncGenerator[str, None]) -> str:

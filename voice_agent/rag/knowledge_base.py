@@ -17,7 +17,7 @@ from voice_agent.rag.documents import Document
 from voice_agent.rag.encoder import Encoder, Vectors
 from voice_agent.rag.index import KnowledgeIndex
 from voice_agent.turn import TurnRecord, now
-from voice_agent.types import Passage
+from voice_agent.types import Passage, Vector
 
 
 class KnowledgeBase:
@@ -73,14 +73,19 @@ class KnowledgeBase:
                 self._vectors.update(zip(new, vectors, strict=True))
             return await asyncio.to_thread(self._swap_in, documents, chunks)
 
-    async def retrieve(self, query: str, record: TurnRecord | None = None) -> list[Passage]:
+    async def retrieve(
+        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+    ) -> list[Passage]:
+        """`vector` is the query's embedding when the caller already has it (intent matching
+        embeds the utterance first); otherwise it is computed here."""
         index = self._index
         if index is None:
             return []
-        started = now()
-        vector = await self._encoder.embed(query)
-        if record is not None:
-            record.add_duration("embedding", started)
+        if vector is None:
+            started = now()
+            vector = await self._encoder.embed(query)
+            if record is not None:
+                record.add_duration("embedding", started)
         started = now()
         hits = await asyncio.to_thread(index.search, query, vector, self._top_k)
         if record is not None:

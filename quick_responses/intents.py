@@ -1,0 +1,94 @@
+"""Matches an utterance to an intent among the few a call's state can act on.
+
+Cheapest first: the normalized text looked up among the examples; then the nearest example by
+embedding, accepted only above a threshold and by a margin over the best other intent. Pure:
+the caller supplies vectors (normalized, so a dot product is the cosine similarity).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+
+_NOT_WORD = re.compile(r"[^a-z0-9']+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, punctuation to spaces, one space between words.
+
+    "Yes, please!" becomes "yes please"."""
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
+
+
+@dataclass(frozen=True, slots=True)
+class IntentMatch:
+    intent: str
+    score: float
+    kind: Literal["exact", "embedding"]
+    example: str
+
+
+class IntentMatcher:
+    def __init__(
+        self,
+        examples: Mapping[str, Sequence[str]],
+        vectors: Vector,
+        threshold: float,
+        margin: float,
+    ) -> None:
+        self._rows = [(intent, text) for intent, texts in examples.items() for text in texts]
+        if len(self._rows) != len(vectors):
+            raise ValueError("one vector per example")
+        self._vectors = vectors
+        self._exact = {normalize(text): intent for intent, text in self._rows}
+        self.threshold = threshold
+        self.margin = margin
+        self.intents = frozenset(examples)
+
+    @classmethod
+    def build(
+        cls,
+        examples: Mapping[str, Sequence[str]],
+        embed_many: Callable[[Sequence[str]], Vector],
+        threshold: float,
+        margin: float,
+    ) -> IntentMatcher:
+        texts = [text for texts in examples.values() for text in texts]
+        vectors = embed_many(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        return cls(examples, vectors, threshold, margin)
+
+    def exact(self, text: str, candidates: Collection[str]) -> IntentMatch | None:
+        key = normalize(text)
+        intent = self._exact.get(key)
+        if intent is None or intent not in candidates:
+            return None
+        return IntentMatch(intent, 1.0, "exact", key)
+
+    def nearest(self, vector: Vector, candidates: Collection[str]) -> IntentMatch | None:
+        """The best candidate intent by its closest example, if it clears the threshold and
+        beats every other intent (candidate or not) by the margin."""
+        if not self._rows:
+            return None
+        similarities = self._vectors @ vector
+        best: dict[str, tuple[float, str]] = {}
+        for (intent, text), score in zip(self._rows, similarities, strict=True):
+            if intent not in best or score > best[intent][0]:
+                best[intent] = (float(score), text)
+        ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)
+        intent, (score, text) = ranked[0]
+        runner_up = ranked[1][1][0] if len(ranked) > 1 else -1.0
+        if intent not in candidates or score < self.threshold or score - runner_up < self.margin:
+            return None
+        return IntentMatch(intent, round(score, 4), "embedding", text)
+
+    def needs_vector(self, text: str, candidates: Collection[str]) -> bool:
+        """Whether `nearest` could change the answer: not when nothing is a candidate or the
+        text matched exactly."""
+        return bool(set(candidates) & self.intents) and self.exact(text, candidates) is None
