@@ -162,8 +162,12 @@ def main() -> None:
 
     # The embedding cache is off so that every turn pays for its embedding, as a new
     # question would: the overhead measured is the worst case, not the repeat-caller case.
+    # The qa flow sends every question to the knowledge base + LLM (the demo flow would
+    # route "how do I refill" into collecting a prescription number).
     settings = load_settings(
-        LATENCY_OPTIMIZATION_MODE="disabled", VOICE_AGENT_EMBEDDING_CACHE_SIZE=0
+        LATENCY_OPTIMIZATION_MODE="disabled",
+        VOICE_AGENT_EMBEDDING_CACHE_SIZE=0,
+        VOICE_AGENT_DEFAULT_FLOW="qa",
     )
     print(
         f"# turn_latency: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "

@@ -176,6 +176,44 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flow_check(args: argparse.Namespace) -> int:
+    from state_machine import FlowError, check_flow, read_flow
+
+    status = 0
+    for path in _flow_files(Path(args.path)):
+        try:
+            flow = read_flow(path)
+        except FlowError as exc:
+            print(exc)
+            status = 1
+            continue
+        problems = check_flow(flow)
+        for problem in problems:
+            print(problem)
+        if problems:
+            status = 1
+        else:
+            print(f"{path}: ok: flow {flow.name!r}, {len(flow.states)} states, start {flow.start}")
+    return status
+
+
+def _flow_graph(args: argparse.Namespace) -> int:
+    from state_machine import FlowError, mermaid, read_flow
+
+    try:
+        print(mermaid(read_flow(Path(args.path))), end="")
+    except FlowError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _flow_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+    return [path]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voice-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("path", help="a folder of .md/.txt files, one file, or a .jsonl file")
     ingest.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
     ingest.set_defaults(run=_ingest)
+
+    flow = commands.add_parser("flow", help="check or draw flow files")
+    flow_commands = flow.add_subparsers(dest="flow_command", required=True)
+    check = flow_commands.add_parser("check", help="validate flows and list every problem")
+    check.add_argument("path", help="a flow file or a folder of them")
+    check.set_defaults(run=_flow_check)
+    graph = flow_commands.add_parser("graph", help="print a flow as a Mermaid state diagram")
+    graph.add_argument("path", help="a flow file")
+    graph.set_defaults(run=_flow_graph)
     return parser
 
 
