@@ -71,11 +71,18 @@ class IntentMatcher:
             return None
         return IntentMatch(intent, 1.0, "exact", key)
 
-    def nearest(self, vector: Vector, candidates: Collection[str]) -> IntentMatch | None:
+    def nearest(
+        self, vector: Vector, candidates: Collection[str] | Mapping[str, str]
+    ) -> IntentMatch | None:
         """The best candidate intent by its closest example, if it clears the threshold and
-        beats every other intent (candidate or not) by the margin."""
+        beats by the margin every intent that would lead elsewhere. `candidates` may map each
+        intent to where it leads: intents that lead to the same place do not compete ("no,
+        that's all, bye" is both deny and goodbye, and either ends the call)."""
         if not self._rows:
             return None
+        outcome: Mapping[str, str] = (
+            candidates if isinstance(candidates, Mapping) else {c: c for c in candidates}
+        )
         similarities = self._vectors @ vector
         best: dict[str, tuple[float, str]] = {}
         for (intent, text), score in zip(self._rows, similarities, strict=True):
@@ -83,8 +90,10 @@ class IntentMatcher:
                 best[intent] = (float(score), text)
         ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)
         intent, (score, text) = ranked[0]
-        runner_up = ranked[1][1][0] if len(ranked) > 1 else -1.0
-        if intent not in candidates or score < self.threshold or score - runner_up < self.margin:
+        if intent not in outcome or score < self.threshold:
+            return None
+        rivals = [s for other, (s, _) in ranked[1:] if outcome.get(other) != outcome[intent]]
+        if rivals and score - rivals[0] < self.margin:
             return None
         return IntentMatch(intent, round(score, 4), "embedding", text)
 

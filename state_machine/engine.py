@@ -69,11 +69,12 @@ class Decision:
     reason: str = ""
 
 
-def candidate_intents(flow: Flow, call: CallState) -> tuple[str, ...]:
-    """The intents that would change something in the current state: the only ones the
-    service needs to look for, which keeps matching both fast and hard to fool."""
+def candidate_intents(flow: Flow, call: CallState) -> dict[str, str]:
+    """The intents that would change something in the current state, each with the state it
+    leads to: the only ones the service needs to look for, which keeps matching both fast
+    and hard to fool."""
     state = flow.states[call.state]
-    return tuple(dict.fromkeys([*state.on, *flow.on]))
+    return {**flow.on, **state.on}
 
 
 def render(text: str | None, slots: Mapping[str, str], context: Mapping[str, str]) -> str | None:

@@ -313,3 +313,15 @@ async def test_hanging_up_mid_answer_stops_the_generation(
         sent = llm.tokens_sent
         await asyncio.sleep(scaled(0.1))
         assert llm.tokens_sent == sent < 500
+
+
+async def test_words_split_across_tokens_reach_the_client_unbroken(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    llm = FakeLLM(
+        tokens=["I", "'m", " at", " 418", " Bir", "ch", " Avenue", ",", " Spring", "field", "."]
+    )
+    async with running(make_service(llm)) as url, call(url) as client:
+        await client.start()
+        done = (await client.ask("Where are you?"))[-1]
+        assert done["text"] == "I'm at 418 Birch Avenue, Springfield."

@@ -166,7 +166,7 @@ class CallSession:
         await self._deliver(record, decision, detail, text=text, vector=vector)
 
     async def _match(
-        self, text: str, candidates: tuple[str, ...], record: TurnRecord
+        self, text: str, candidates: dict[str, str], record: TurnRecord
     ) -> tuple[IntentMatch | None, Vector | None]:
         """The intent among `candidates`, and the utterance's vector if one was computed
         (retrieval reuses it)."""
@@ -255,8 +255,11 @@ class CallSession:
         out_detail: dict[str, Any] = {"flow": detail}
         actions = [_action(a) for a in decision.actions]
 
-        async def speak(piece: str) -> None:
-            if spoken and not piece.startswith(" "):
+        async def speak(piece: str, starts_part: bool = False) -> None:
+            # The flow's words and the tiers' answer are two parts of one turn: a space goes
+            # between them. Within a part, pieces carry their own spacing (a word may come in
+            # several pieces).
+            if starts_part and spoken and not piece.startswith(" "):
                 piece = " " + piece
             await self._send(Delta(turn_id, piece))
             record.first_token_sent()
@@ -280,10 +283,12 @@ class CallSession:
                 vector=vector,
             )
             reply = await self._deps.responder.respond(request)
+            first = True
             async with aclosing(reply.pieces):
                 async for piece in reply.pieces:
                     if piece:
-                        await speak(piece)
+                        await speak(piece, starts_part=first)
+                        first = False
             source = reply.source
             out_detail.update(reply.detail)
             actions.extend(reply.actions)

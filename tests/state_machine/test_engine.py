@@ -44,7 +44,7 @@ def test_the_call_starts_with_the_greeting_filled_from_context(flow: Flow) -> No
     assert call.state == "greet"
     assert decision.say == "Thanks for calling Maple Street Pharmacy. How can I help?"
     assert decision.silence_timeout_s == 10.0
-    assert candidate_intents(flow, call) == ("refill", "human_agent")
+    assert candidate_intents(flow, call) == {"refill": "ask_rx", "human_agent": "transfer"}
 
 
 def test_a_refill_by_speech_collects_confirms_and_hangs_up(flow: Flow) -> None:
