@@ -79,7 +79,8 @@ class _Printer:
             self.turns_done += 1
         elif kind == "agent.action":
             extra = {k: v for k, v in frame.items() if k not in ("type", "turn_id", "action")}
-            print(f"  [action: {frame['action']} {json.dumps(extra) if extra else ''}]".rstrip())
+            shown = f" {json.dumps(extra)}" if extra else ""
+            print(f"  [action: {frame['action']}{shown}]")
         elif kind == "error":
             print(f"  [error {frame['code']}] {frame['message']}")
             self.turns_done += 1

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     kb_path: Path = _env("VOICE_AGENT_KB_PATH", default=DEMO_KB_PATH)
     business_name: str = _env("VOICE_AGENT_BUSINESS_NAME", default="Maple Street Pharmacy")
     retrieval_top_k: int = _env("VOICE_AGENT_RETRIEVAL_TOP_K", default=5, ge=1, le=50)
-    prompt_passages: int = _env("VOICE_AGENT_PROMPT_PASSAGES", default=3, ge=1, le=50)
+    prompt_passages: int = _env("VOICE_AGENT_PROMPT_PASSAGES", default=2, ge=1, le=50)
     encoder_precision: Literal["auto", "float32", "bfloat16"] = _env(
         "VOICE_AGENT_ENCODER_PRECISION", default="auto"
     )

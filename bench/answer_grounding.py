@@ -1,0 +1,105 @@
+"""How often the bundled model's spoken answer contains the fact the caller asked for, by how
+many retrieved passages go into the prompt. Each question has a pattern that a right answer
+must contain (an hour, a price, a street number); the answer is what the service would speak
+(speech filter, sentence limit). Repeated runs average out sampling.
+
+    .venv/bin/python bench/answer_grounding.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import time
+from datetime import UTC, datetime
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from voice_agent.llm.local import LocalLLM, bundled_model_path
+from voice_agent.llm.prompt import build_messages
+from voice_agent.llm.speech import SpeechFilter
+from voice_agent.rag.documents import load_documents
+from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.rag.knowledge_base import KnowledgeBase
+from voice_agent.settings import DEMO_KB_PATH, load_settings
+
+QUESTIONS: list[tuple[str, str]] = [
+    ("What time do you open on Saturday?", r"\b9\b"),
+    ("What time do you close on Saturday?", r"\b6\b"),
+    ("Where are you located?", r"418"),
+    ("Do you deliver prescriptions?", r"\byes\b|5 miles|free"),
+    ("How much is a flu shot without insurance?", r"39\.99"),
+    ("What is your phone number?", r"555.?010.?0140"),
+    ("Where do I park?", r"birch|behind"),
+    ("Are you open on Christmas?", r"closed|not open"),
+    ("How much is the savings club?", r"\$?20\b"),
+    ("Can I return over-the-counter items?", r"30 days|receipt"),
+    ("How long does a refill take?", r"4 hours|four hours"),
+    ("Do you sell pet medications?", r"\byes\b|pet"),
+    ("How much does delivery cost beyond 5 miles?", r"5\.99"),
+    ("What languages do you speak?", r"spanish|vietnamese"),
+]
+
+
+def spoken_answer(llm: LocalLLM, messages: list, max_tokens: int, sentences: int) -> str:  # type: ignore[type-arg]
+    speech = SpeechFilter(sentences)
+    out = []
+    pieces = llm.generate(messages, max_tokens)
+    for token in pieces:
+        out.append(speech.feed(token))
+        if speech.done:
+            break
+    pieces.close()
+    out.append(speech.flush())
+    return "".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    settings = load_settings()
+    encoder = Encoder(load_sentence_model())
+    kb = KnowledgeBase(encoder, top_k=5)
+    kb.load(load_documents(DEMO_KB_PATH))
+    llm = LocalLLM(bundled_model_path(), n_threads=settings.llm_threads, n_ctx=2048)
+    llm.warm()
+    retrieved = {q: asyncio.run(kb.retrieve(q)) for q, _ in QUESTIONS}
+    print(
+        f"# answer_grounding: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"SmolLM2-135M Q4_1, {len(QUESTIONS)} questions x {args.repeats} runs, "
+        f"{settings.answer_max_sentences} sentences at most"
+    )
+    print("\n| passages in prompt | answers with the fact | per run | answer time p50 (ms) |")
+    print("|---|---|---|---|")
+    for passages in (1, 2, 3):
+        hits: list[int] = []
+        times: list[float] = []
+        for _ in range(args.repeats):
+            run_hits = 0
+            for question, pattern in QUESTIONS:
+                messages = build_messages(
+                    business=settings.business_name, task=None, history=[],
+                    passages=retrieved[question][:passages], question=question,
+                    history_turns=settings.history_turns,
+                )  # fmt: skip
+                started = time.perf_counter()
+                answer = spoken_answer(
+                    llm, messages, settings.llm_max_tokens, settings.answer_max_sentences
+                )
+                times.append((time.perf_counter() - started) * 1000)
+                run_hits += bool(re.search(pattern, answer, re.IGNORECASE))
+            hits.append(run_hits)
+        total = len(QUESTIONS) * args.repeats
+        print(
+            f"| {passages} | {sum(hits)}/{total} ({sum(hits) / total:.0%}) | "
+            f"{', '.join(map(str, hits))} | {statistics.median(times):.0f} |"
+        )
+    llm.close()
+
+
+if __name__ == "__main__":
+    main()
