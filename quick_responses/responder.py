@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from quick_responses import guards
@@ -46,6 +46,7 @@ class QuickDecision:
     example: str = ""
     guard: str | None = None  # why a recognized intent is not answered
     candidates: tuple[Candidate, ...] = ()  # the closest intents, best first (for explain)
+    predicted: str | None = None  # the head's class ("other" for a real request), if a head
 
 
 class QuickResponder:
@@ -126,15 +127,18 @@ class QuickResponder:
         assert self.head is not None
         intent, probability = self.head.best(vector)
         if intent == OTHER or intent not in self.pack.intents:
-            return QuickDecision(None, False, probability, "none", "", None, candidates)
+            return QuickDecision(None, False, probability, "none", "", None, candidates, intent)
         spec = self.pack.intents[intent]
         nearest = next((c.example for c in candidates if c.intent == intent), "")
         if probability < spec.threshold:
-            return QuickDecision(None, False, probability, "none", nearest, None, candidates)
+            return QuickDecision(
+                None, False, probability, "none", nearest, None, candidates, intent
+            )
         guard = self._guard(text, intent)
-        return self._final(
+        decision = self._final(
             intent, round(probability, 4), "embedding", nearest, guard, allowed, candidates
         )
+        return replace(decision, predicted=intent)
 
     def _final(
         self,

@@ -62,6 +62,7 @@ class Decision:
     respond: bool = False  # answer the utterance with the tiers, under `task` and `budgets`
     task: str | None = None
     tiers: tuple[Tier, ...] = ALL_TIERS
+    quick_intents: tuple[str, ...] | None = None
     budgets: Budgets = field(default_factory=Budgets)
     cacheable: bool = True
     silence_timeout_s: float | None = None  # None: no reminder (the call has ended)
@@ -102,6 +103,7 @@ def _settled(flow: Flow, call: CallState, say: list[str], reason: str, **extra: 
         respond=bool(extra.pop("respond", False)),
         task=state.task,
         tiers=tiers,
+        quick_intents=state.quick_intents,
         budgets=state.budgets.over(flow.defaults.budgets),
         cacheable=state.cacheable if state.cacheable is not None else flow.defaults.cacheable,
         silence_timeout_s=None

@@ -39,7 +39,7 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUDGET_FIELDS = ("first_token_budget_s", "llm_timeout_s", "stall_timeout_s")
 STATE_FIELDS = {
     "say", "task", "on", "otherwise", "next", "collect", "action", "reprompt", "max_reprompts",
-    "on_fail", "silence_timeout_s", "cacheable", "tiers", *BUDGET_FIELDS,
+    "on_fail", "silence_timeout_s", "cacheable", "tiers", "quick_intents", *BUDGET_FIELDS,
 }  # fmt: skip
 FLOW_FIELDS = {"name", "start", "defaults", "states", "on", "context", "intents"}
 DEFAULT_FIELDS = {"cacheable", "silence_timeout_s", "max_reprompts", "reminder", *BUDGET_FIELDS}
@@ -166,6 +166,14 @@ def _state(name: str, raw: Any, where: str) -> State:
         if not isinstance(tiers_raw, list) or not set(tiers_raw) <= set(ALL_TIERS):
             raise FlowError(f"must be a list of {', '.join(ALL_TIERS)}", r.at("tiers"))
         tiers = tuple(tiers_raw)
+    quick_raw = r.data.get("quick_intents")
+    quick_intents = None
+    if quick_raw is not None:
+        if not isinstance(quick_raw, list) or not all(
+            isinstance(i, str) and NAME.match(i) for i in quick_raw
+        ):
+            raise FlowError("must be a list of intent names", r.at("quick_intents"))
+        quick_intents = tuple(quick_raw)
     return State(
         name=name,
         say=r.text("say"),
@@ -182,6 +190,7 @@ def _state(name: str, raw: Any, where: str) -> State:
         cacheable=r.flag("cacheable"),
         budgets=r.budgets(),
         tiers=tiers,
+        quick_intents=quick_intents,
     )
 
 

@@ -66,6 +66,7 @@ class State:
     cacheable: bool | None = None
     budgets: Budgets = field(default_factory=Budgets)
     tiers: tuple[Tier, ...] | None = None
+    quick_intents: tuple[str, ...] | None = None  # small talk templates may answer; None: all
 
     @property
     def ends_call(self) -> bool:

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, WebSocket
 from pydantic import BaseModel, Field
@@ -15,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from voice_agent.call import CallSession
 from voice_agent.errors import KnowledgeBaseError, ProtocolError
 from voice_agent.events import AgentEvent, Ended
+from voice_agent.explain import ExplainError, explain
 from voice_agent.frontends import native
 from voice_agent.rag.documents import Document
 from voice_agent.service import Service, build_service
@@ -30,6 +32,12 @@ class IngestDocument(BaseModel):
     id: str = Field(min_length=1, max_length=256)
     title: str | None = Field(default=None, max_length=512)
     text: str = Field(min_length=1, max_length=200_000)
+
+
+class ExplainBody(BaseModel):
+    text: str = Field(max_length=2000)
+    flow: str | None = None
+    state: str | None = None
 
 
 class IngestBody(BaseModel):
@@ -75,6 +83,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,
         }
+
+    @app.post("/v1/explain")
+    async def explain_text(body: ExplainBody) -> dict[str, Any]:
+        try:
+            return await explain(app.state.service, body.text, body.flow, body.state)
+        except ExplainError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
 
     @app.post("/v1/ingest")
     async def ingest(body: IngestBody) -> dict[str, int]:

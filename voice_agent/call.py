@@ -279,8 +279,10 @@ class CallSession:
                 task=decision.task,
                 budgets=self._budgets(decision),
                 cacheable=decision.cacheable,
-                tiers=decision.tiers,
+                tiers=self._tiers(decision),
                 vector=vector,
+                quick_intents=decision.quick_intents,
+                context=self._context,
             )
             reply = await self._deps.responder.respond(request)
             first = True
@@ -305,6 +307,12 @@ class CallSession:
                 await self._deliver(self._record(None), decision, {"reason": decision.reason})
                 return
         await self._after_turn(decision, actions)
+
+    def _tiers(self, decision: sm.Decision) -> tuple[str, ...]:
+        """The state's tiers, less the fast ones when the optimizations are not serving."""
+        if self._config.mode == "enabled":
+            return tuple(decision.tiers)
+        return tuple(t for t in decision.tiers if t not in ("quick", "cache"))
 
     async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:
         ending = [END_REASONS[a.name] for a in actions if a.name in END_REASONS]

@@ -177,6 +177,32 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    """Ask a running service (--url) or, with --offline, build one here and ask it."""
+    body = {"text": args.text, "flow": args.flow, "state": args.state}
+    if args.offline:
+        from voice_agent.explain import ExplainError, explain
+        from voice_agent.service import build_service
+        from voice_agent.settings import load_settings
+
+        service = build_service(load_settings())
+        try:
+            result = asyncio.run(explain(service, args.text, args.flow, args.state))
+        except ExplainError as exc:
+            print(f"voice-agent: {exc}", file=sys.stderr)
+            return 2
+    else:
+        import httpx
+
+        response = httpx.post(args.url.rstrip("/") + "/v1/explain", json=body, timeout=60)
+        if response.status_code != 200:
+            print(f"explain failed ({response.status_code}): {response.text}", file=sys.stderr)
+            return 1
+        result = response.json()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _flow_check(args: argparse.Namespace) -> int:
     from state_machine import FlowError, check_flow, read_flow
 
@@ -234,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("path", help="a folder of .md/.txt files, one file, or a .jsonl file")
     ingest.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
     ingest.set_defaults(run=_ingest)
+
+    explain = commands.add_parser(
+        "explain", help="show what every tier would decide for TEXT, with scores"
+    )
+    explain.add_argument("text")
+    explain.add_argument("--state", help="the flow state (default: the flow's start)")
+    explain.add_argument("--flow", help="the flow (default: the service's default)")
+    explain.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
+    explain.add_argument("--offline", action="store_true", help="load the models here instead")
+    explain.set_defaults(run=_explain)
 
     flow = commands.add_parser("flow", help="check or draw flow files")
     flow_commands = flow.add_subparsers(dest="flow_command", required=True)

@@ -9,18 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quick_responses.head import IntentHead, head_path
 from quick_responses.intents import IntentMatcher
+from quick_responses.pack import PackError, load_pack
+from quick_responses.responder import QuickResponder
 from voice_agent.call import CallConfig, CallDeps
+from voice_agent.errors import ConfigError
 from voice_agent.flows import FlowLibrary
 from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.llm.circuit_breaker import CircuitBreaker
+from voice_agent.quick_tier import QuickTier
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.responder import ResponderChain
 from voice_agent.settings import LLMBackend, Settings
-from voice_agent.types import Budgets, LLMClient
+from voice_agent.types import Budgets, LLMClient, Tier
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,26 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
     )
 
 
+def build_quick_tier(settings: Settings, encoder: Encoder) -> QuickTier | None:
+    """The template pack, its example vectors and (when trained) its intent head."""
+    if not settings.quick_responses_enabled:
+        return None
+    try:
+        pack = load_pack(settings.quick_pack)
+    except PackError as exc:
+        raise ConfigError(f"VOICE_AGENT_QUICK_PACK: {exc}") from exc
+    head_file = head_path(settings.quick_pack)
+    head = IntentHead.load(head_file) if head_file.exists() else None
+    responder = QuickResponder.build(pack, encoder.encode_sync, head=head)
+    log.info(
+        "quick responses: pack %s, %d intents, scorer %s",
+        pack.name,
+        len(pack.intents),
+        "head" if head else "nearest example",
+    )
+    return QuickTier(responder, encoder.embed, {"business": settings.business_name})
+
+
 def build_service(
     settings: Settings, *, encoder: Encoder | None = None, llm: LLMClient | None = None
 ) -> Service:
@@ -130,7 +155,9 @@ def build_service(
     llm = llm or build_llm(settings)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
     knowledge_tier = KnowledgeTier(knowledge, llm, breaker, knowledge_config(settings))
-    responder = ResponderChain([knowledge_tier], fallback_text=settings.fallback_text)
+    quick_tier = build_quick_tier(settings, encoder)
+    tiers: list[Tier] = [quick_tier, knowledge_tier] if quick_tier else [knowledge_tier]
+    responder = ResponderChain(tiers, fallback_text=settings.fallback_text)
     return Service(
         settings,
         encoder,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from quick_responses.pack import DEFAULT_PACK
 from voice_agent.errors import ConfigError
 
 DATA_PATH = Path(__file__).parent / "data"
@@ -78,6 +79,8 @@ class Settings(BaseSettings):
     flow_path: Path = _env("VOICE_AGENT_FLOW_PATH", default=BUNDLED_FLOWS_PATH)
     default_flow: str = _env("VOICE_AGENT_DEFAULT_FLOW", default="pharmacy", min_length=1)
     intents_path: Path = _env("VOICE_AGENT_INTENTS_PATH", default=BUNDLED_INTENTS_PATH)
+    quick_pack: Path = _env("VOICE_AGENT_QUICK_PACK", default=DEFAULT_PACK)
+    quick_responses_enabled: bool = _env("VOICE_AGENT_QUICK_RESPONSES", default=True)
     intent_threshold: float = _env("VOICE_AGENT_INTENT_THRESHOLD", default=0.72, gt=0, le=1)
     intent_margin: float = _env("VOICE_AGENT_INTENT_MARGIN", default=0.08, ge=0, le=1)
 
@@ -98,6 +101,7 @@ class Settings(BaseSettings):
         for name, path in (
             ("VOICE_AGENT_FLOW_PATH", self.flow_path),
             ("VOICE_AGENT_INTENTS_PATH", self.intents_path),
+            ("VOICE_AGENT_QUICK_PACK", self.quick_pack),
         ):
             if not path.exists():
                 raise ValueError(f"{name}: {path} does not exist")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -67,6 +67,9 @@ class TurnRequest:
     cacheable: bool = True
     tiers: Sequence[str] | None = None  # names of the tiers allowed to answer; None: all
     vector: Vector | None = None  # the utterance's embedding, when already computed
+    quick_intents: Sequence[str] | None = None  # small talk the state lets templates answer
+    context: Mapping[str, str] = field(default_factory=dict)  # placeholder values of the call
+    quick: Any = None  # the quick tier's decision when it passed the turn on
 
 
 @dataclass(slots=True)

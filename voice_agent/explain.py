@@ -1,0 +1,77 @@
+"""What every tier would decide for one utterance in one state, with scores, without speaking
+or calling the LLM: the on-call engineer's answer to "why did the agent say that?"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import state_machine as sm
+from voice_agent.quick_tier import QuickTier, explain_decision
+from voice_agent.service import Service
+from voice_agent.turn import TurnRecord
+
+
+class ExplainError(Exception):
+    pass
+
+
+async def explain(
+    service: Service, text: str, flow_name: str | None = None, state: str | None = None
+) -> dict[str, Any]:
+    flow = service.flows.get(flow_name)
+    if flow is None:
+        raise ExplainError(f"no flow named {flow_name!r}; known: {', '.join(service.flows.flows)}")
+    state = state or flow.start
+    if state not in flow.states:
+        raise ExplainError(f"flow {flow.name!r} has no state {state!r}")
+    context = {"business": service.settings.business_name, **flow.context}
+    call = sm.CallState(state=state)
+    vector = await service.encoder.embed(text)
+
+    candidates = sm.candidate_intents(flow, call)
+    intents = service.intents
+    match = intents.exact(text, candidates) or intents.nearest(vector, candidates)
+    _, decision = sm.step(flow, call, sm.Utterance(text, match.intent if match else None), context)
+    out: dict[str, Any] = {
+        "text": text,
+        "flow": {
+            "name": flow.name,
+            "state": state,
+            "candidate_intents": candidates,
+            "intent": None
+            if match is None
+            else {
+                "name": match.intent,
+                "score": match.score,
+                "kind": match.kind,
+                "example": match.example,
+            },
+            "next_state": decision.state,
+            "reason": decision.reason,
+            "says": decision.say,
+            "answers_with_tiers": decision.respond,
+            "tiers": list(decision.tiers),
+        },
+    }
+    quick = next((t for t in service.responder.tiers if isinstance(t, QuickTier)), None)
+    if quick is not None:
+        quick_decision = quick.responder.decide(text, vector, decision.quick_intents)
+        out["quick"] = explain_decision(quick_decision)
+    else:
+        out["quick"] = {"enabled": False}
+    record = TurnRecord("explain", 0)
+    passages = await service.knowledge.retrieve(text, record, vector)
+    out["knowledge"] = {
+        "passages": [
+            {"doc_id": p.doc_id, "title": p.title, "score": round(p.score, 5), "text": p.text}
+            for p in passages
+        ],
+        "prompt_passages": service.settings.prompt_passages,
+    }
+    if quick is not None and out["quick"]["answer"] and decision.respond:
+        out["served_by"] = "quick"
+    elif decision.respond:
+        out["served_by"] = "knowledge"
+    else:
+        out["served_by"] = "flow"
+    return out
