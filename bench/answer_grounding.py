@@ -13,10 +13,14 @@ import asyncio
 import os
 import re
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# bench/quick_responses.py shares its name with the package: keep this folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from voice_agent.llm.local import LocalLLM, bundled_model_path
 from voice_agent.llm.prompt import build_messages

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# bench/quick_responses.py shares its name with the package: keep this folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model
