@@ -128,6 +128,8 @@ async def test_small_talk_in_a_call_is_answered_by_templates(
         thanks_again = await talk(client, "thanks")
         assert thanks_again["text"] != thanks["text"]  # the agent varies its wording
         assert len(llm.calls) == 1  # only the real question reached the LLM
+        prompt = " ".join(m.content for m in llm.calls[0])
+        assert "How can I help you today" not in prompt  # small talk stays out of the prompt
 
 
 def write(path: Path, text: str) -> Path:

@@ -248,7 +248,7 @@ class CallSession:
         """Speak what the flow decided, let the tiers answer if it asked them to, then send
         the actions; end the call or wait for the caller."""
         turn_id = record.turn_id
-        said = Message("assistant", "")
+        said = Message("assistant", "", source="flow")
         self._remember(said)
         spoken: list[str] = []
         source: Source = "flow"
@@ -285,6 +285,7 @@ class CallSession:
                 context=self._context,
             )
             reply = await self._deps.responder.respond(request)
+            said.source = reply.source  # set now: a cut-off answer stays in the history
             first = True
             async with aclosing(reply.pieces):
                 async for piece in reply.pieces:
@@ -292,6 +293,7 @@ class CallSession:
                         await speak(piece, starts_part=first)
                         first = False
             source = reply.source
+            said.source = source
             out_detail.update(reply.detail)
             actions.extend(reply.actions)
         await self._send(
@@ -326,7 +328,7 @@ class CallSession:
     async def _say_fallback(self, turn_id: int) -> None:
         text = self._config.fallback_text
         await self._send(Delta(turn_id, text))
-        self._remember(Message("assistant", text))
+        self._remember(Message("assistant", text, source="fallback"))
         await self._send(
             Done(turn_id, text, "fallback", self.state, {}, {"reason": "internal_error"})
         )

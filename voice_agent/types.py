@@ -31,6 +31,7 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+    source: str | None = None  # for the agent's turns: which tier or the flow said it
 
     def as_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}

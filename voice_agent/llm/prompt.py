@@ -43,6 +43,19 @@ def prefix_messages(business: str, task: str | None) -> list[Message]:
     return [Message("system", system), *example]
 
 
+def answered_exchanges(history: Sequence[Message]) -> list[Message]:
+    """The caller's questions and the answers the knowledge tier gave them. Small talk from
+    templates and the flow's own prompts are left out: they add nothing to an answer, and a
+    small model copies their wording ("How can I help you today?") instead of answering."""
+    kept: list[Message] = []
+    for index, message in enumerate(history):
+        if message.role != "assistant" or message.source not in ("llm", None):
+            continue
+        if index > 0 and history[index - 1].role == "user":
+            kept.extend((history[index - 1], message))
+    return kept
+
+
 def build_messages(
     *,
     business: str,
@@ -54,7 +67,7 @@ def build_messages(
 ) -> list[Message]:
     messages = prefix_messages(business, task)
     if history_turns > 0:
-        messages.extend(history[-2 * history_turns :])
+        messages.extend(answered_exchanges(history)[-2 * history_turns :])
     facts = "\n".join(f"- {render_passage(p)}" for p in passages)
     messages.append(Message("user", f"Facts:\n{facts}\n\nQuestion: {question}"))
     return messages
