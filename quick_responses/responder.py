@@ -38,6 +38,13 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class QuickMatch:
+    intent: str
+    score: float
+    template: str  # the first response variant for the state, unrendered
+
+
+@dataclass(frozen=True, slots=True)
 class QuickDecision:
     intent: str | None  # the small-talk intent recognized, if any
     answer: bool  # answer with a template
@@ -178,6 +185,21 @@ class QuickResponder:
             or guards.question(text, self._intent_words[intent], spec.question)
             or guards.extra_content(text, self._known, self.max_unknown)
         )
+
+    def match(
+        self,
+        text: str,
+        vector: Vector | None = None,
+        state: str | None = None,
+        allowed: Collection[str] | None = None,
+    ) -> QuickMatch | None:
+        """The intent, its score and its template when a template should answer `text`
+        (in `state`, whose overrides apply), else None."""
+        decision = self.decide(text, vector, allowed)
+        if not decision.answer or decision.intent is None:
+            return None
+        template = self.pack.responses(decision.intent, state)[0]
+        return QuickMatch(decision.intent, decision.score, template)
 
     def reply(
         self,

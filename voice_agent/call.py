@@ -282,7 +282,9 @@ class CallSession:
                 tiers=self._tiers(decision),
                 vector=vector,
                 quick_intents=decision.quick_intents,
-                context=self._context,
+                context={**self._context, **self.flow_state.slots}
+                if self.flow_state is not None
+                else self._context,
             )
             reply = await self._deps.responder.respond(request)
             said.source = reply.source  # set now: a cut-off answer stays in the history
