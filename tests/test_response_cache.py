@@ -1,0 +1,96 @@
+"""The response cache's rules on hand-made vectors: exact and semantic hits, near-miss
+guards, scopes (flow, state, knowledge-base version), TTL and flush."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voice_agent import cache_guards
+from voice_agent.response_cache import CacheHit, CacheMiss, CacheScope, ResponseCache
+
+from .fakes import ManualClock
+
+SCOPE = CacheScope("pharmacy", "answer", 1)
+
+
+def vec(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def cache(clock: ManualClock | None = None, threshold: float = 0.9) -> ResponseCache:
+    return ResponseCache(
+        ttl_s=60, max_entries=100, threshold=threshold, clock=clock or ManualClock()
+    )
+
+
+def test_the_same_question_in_other_words_is_an_exact_hit_after_normalization() -> None:
+    c = cache()
+    c.store("When do you open?", vec(1, 0), "At 9.", SCOPE)
+    hit = c.lookup("when do you OPEN", None, SCOPE)
+    assert isinstance(hit, CacheHit) and hit.kind == "exact" and hit.entry.answer == "At 9."
+
+
+def test_a_close_question_is_a_semantic_hit_and_a_far_one_a_miss() -> None:
+    c = cache()
+    c.store("when do you open", vec(1, 0), "At 9.", SCOPE)
+    hit = c.lookup("what time do you open", vec(1, 0.1), SCOPE)
+    assert isinstance(hit, CacheHit) and hit.kind == "semantic" and hit.similarity > 0.99
+    miss = c.lookup("where do I park", vec(0, 1), SCOPE)
+    assert isinstance(miss, CacheMiss) and miss.best_similarity < 0.1
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("my card arrived", "my card hasn't arrived"),
+        ("fee to send money to Europe", "fee to send money to Canada"),
+        ("price for 2 refills", "price for 3 refills"),
+    ],
+)
+def test_near_misses_that_change_the_answer_are_refused(stored: str, asked: str) -> None:
+    c = cache()
+    c.store(stored, vec(1, 0), "answer", SCOPE)
+    result = c.lookup(asked, vec(1, 0.01), SCOPE)
+    assert isinstance(result, CacheMiss) and result.refused is not None
+
+
+def test_a_longer_way_to_ask_the_same_thing_is_not_a_near_miss() -> None:
+    assert cache_guards.near_miss("when do you open", "what time do you open today", True) is None
+
+
+def test_answers_never_cross_scopes_and_a_new_knowledge_base_starts_empty() -> None:
+    c = cache()
+    c.store("when do you open", vec(1, 0), "At 9.", SCOPE)
+    for other in (
+        CacheScope("pharmacy", "done", 1),
+        CacheScope("qa", "answer", 1),
+        CacheScope("pharmacy", "answer", 2),
+        CacheScope("pharmacy", "answer", 1, "es"),
+    ):
+        assert isinstance(c.lookup("when do you open", vec(1, 0), other), CacheMiss)
+    c.drop_knowledge_versions_below(2)
+    assert len(c) == 0
+    assert isinstance(c.lookup("when do you open", vec(1, 0), SCOPE), CacheMiss)
+
+
+def test_entries_expire_after_the_ttl_and_flush_empties_everything() -> None:
+    clock = ManualClock()
+    c = cache(clock)
+    c.store("when do you open", vec(1, 0), "At 9.", SCOPE)
+    clock.advance(30)
+    hit = c.lookup("what time do you open", vec(1, 0.1), SCOPE)
+    assert isinstance(hit, CacheHit) and hit.age_s == 30
+    clock.advance(31)
+    assert isinstance(c.lookup("what time do you open", vec(1, 0.1), SCOPE), CacheMiss)
+    assert isinstance(c.lookup("when do you open", vec(1, 0), SCOPE), CacheMiss)
+    c.store("where do I park", vec(0, 1), "Behind.", SCOPE)
+    assert c.flush() == 2 and len(c) == 0
+
+
+def test_the_semantic_layer_stays_within_its_size_bound() -> None:
+    c = ResponseCache(ttl_s=60, max_entries=50, threshold=0.9, clock=ManualClock())
+    for i in range(200):
+        c.store(f"question {i}", vec(1, i / 200), "a", SCOPE)
+    assert len(c) <= 50

@@ -1,0 +1,73 @@
+"""Near-miss guards for the semantic cache: two questions close by embedding can still need
+different answers. "my card arrived" and "my card hasn't arrived" differ by a negation; "the
+fee to send to Europe" and "to Canada" by one word that changes the answer; "2 refills" and
+"3 refills" by a number. Each guard returns why it refused the hit, or None."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_NEGATION = frozenset(
+    """not no never none nothing nobody nowhere neither nor cannot can't won't don't doesn't
+    didn't isn't aren't wasn't weren't hasn't haven't hadn't shouldn't wouldn't couldn't
+    without""".split()
+)
+_NUMBER_WORDS = frozenset(
+    """zero one two three four five six seven eight nine ten eleven twelve twenty thirty
+    forty fifty hundred thousand first second third""".split()
+)
+# Words that carry no topic: a difference in them does not change the answer.
+_FILLER = frozenset(
+    """a an the and or but so if then than that this these those it its i i'm me my mine you
+    your yours we our us they them their he she him her his is am are was were be been being
+    do does did have has had will would shall should can could may might must to of in on at
+    by for with from about as into over up down out off just very really quite too also
+    there here now please tell know want need like get got would what when where which who
+    how why whats what's hi hello hey thanks thank okay ok um uh well much many some any
+    today""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("\u2019", "'"))  # typographic apostrophe
+
+
+def negated(text: str) -> bool:
+    return any(w in _NEGATION or w.endswith("n't") for w in words(text))
+
+
+def numbers(text: str) -> frozenset[str]:
+    return frozenset(w for w in words(text) if w.isdigit() or w in _NUMBER_WORDS)
+
+
+def topic_words(text: str) -> frozenset[str]:
+    return frozenset(
+        w for w in words(text) if w not in _FILLER and w not in _NEGATION and not w.isdigit()
+    )
+
+
+def negation(query: str, stored: str) -> str | None:
+    return "negation differs" if negated(query) != negated(stored) else None
+
+
+def number(query: str, stored: str) -> str | None:
+    return "numbers differ" if numbers(query) != numbers(stored) else None
+
+
+def swapped_topic(query: str, stored: str) -> str | None:
+    """Each side has a topic word the other lacks: a substitution ("Europe" for "Canada"),
+    not just a longer way to ask the same thing."""
+    mine, theirs = topic_words(query), topic_words(stored)
+    only_mine, only_theirs = mine - theirs, theirs - mine
+    if only_mine and only_theirs:
+        return f"different topic words: {sorted(only_mine)[0]} / {sorted(only_theirs)[0]}"
+    return None
+
+
+def near_miss(query: str, stored: str, check_topics: bool) -> str | None:
+    return (
+        negation(query, stored)
+        or number(query, stored)
+        or (swapped_topic(query, stored) if check_topics else None)
+    )
