@@ -85,6 +85,10 @@ def test_entries_expire_after_the_ttl_and_flush_empties_everything() -> None:
     clock.advance(31)
     assert isinstance(c.lookup("what time do you open", vec(1, 0.1), SCOPE), CacheMiss)
     assert isinstance(c.lookup("when do you open", vec(1, 0), SCOPE), CacheMiss)
+    assert len(c) == 1
+    c.expire()  # frees what the TTL has passed
+    assert len(c) == 0
+    c.store("when do you open", vec(1, 0), "At 9.", SCOPE)
     c.store("where do I park", vec(0, 1), "Behind.", SCOPE)
     assert c.flush() == 2 and len(c) == 0
 
