@@ -27,6 +27,19 @@ def normalize(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
 
 
+def ranked_intents(
+    rows: Sequence[tuple[str, str]], similarities: Vector
+) -> list[tuple[str, float, str]]:
+    """(intent, similarity, example) for each intent's closest example, best first. `rows`
+    are (intent, example) pairs in the order of `similarities`."""
+    best: dict[str, tuple[float, str]] = {}
+    for (intent, example), score in zip(rows, similarities, strict=True):
+        if intent not in best or score > best[intent][0]:
+            best[intent] = (float(score), example)
+    ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)
+    return [(intent, score, example) for intent, (score, example) in ranked]
+
+
 @dataclass(frozen=True, slots=True)
 class IntentMatch:
     intent: str
@@ -83,16 +96,11 @@ class IntentMatcher:
         outcome: Mapping[str, str] = (
             candidates if isinstance(candidates, Mapping) else {c: c for c in candidates}
         )
-        similarities = self._vectors @ vector
-        best: dict[str, tuple[float, str]] = {}
-        for (intent, text), score in zip(self._rows, similarities, strict=True):
-            if intent not in best or score > best[intent][0]:
-                best[intent] = (float(score), text)
-        ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)
-        intent, (score, text) = ranked[0]
+        ranked = ranked_intents(self._rows, self._vectors @ vector)
+        intent, score, text = ranked[0]
         if intent not in outcome or score < self.threshold:
             return None
-        rivals = [s for other, (s, _) in ranked[1:] if outcome.get(other) != outcome[intent]]
+        rivals = [s for other, s, _ in ranked[1:] if outcome.get(other) != outcome[intent]]
         if rivals and score - rivals[0] < self.margin:
             return None
         return IntentMatch(intent, round(score, 4), "embedding", text)

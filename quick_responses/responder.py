@@ -19,7 +19,7 @@ from typing import Literal
 
 from quick_responses import guards
 from quick_responses.head import OTHER, IntentHead
-from quick_responses.intents import Vector, normalize
+from quick_responses.intents import Vector, normalize, ranked_intents
 from quick_responses.pack import NO_LAST_TURN, Pack, pick_variant, render
 
 Kind = Literal["rule", "exact", "embedding", "none"]
@@ -164,14 +164,9 @@ class QuickResponder:
     def _ranked(self, vector: Vector, top: int = 3) -> tuple[Candidate, ...]:
         """The closest intents by their nearest example (for explain, and the scorer when
         there is no head)."""
-        similarities = self._vectors @ vector
-        best: dict[str, tuple[float, str]] = {}
-        for (intent, example), score in zip(self._rows, similarities, strict=True):
-            if intent not in best or score > best[intent][0]:
-                best[intent] = (float(score), example)
-        ranked = sorted(best.items(), key=lambda item: item[1][0], reverse=True)[:top]
+        ranked = ranked_intents(self._rows, self._vectors @ vector)[:top]
         return tuple(
-            Candidate(i, round(s, 4), self.pack.intents[i].threshold, e) for i, (s, e) in ranked
+            Candidate(i, round(s, 4), self.pack.intents[i].threshold, e) for i, s, e in ranked
         )
 
     def _guard(self, text: str, intent: str) -> str | None:

@@ -205,9 +205,10 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _flow_check(args: argparse.Namespace) -> int:
     from state_machine import FlowError, check_flow, read_flow
+    from voice_agent.flows import flow_files
 
     status = 0
-    for path in _flow_files(Path(args.path)):
+    for path in flow_files(Path(args.path)):
         try:
             flow = read_flow(path)
         except FlowError as exc:
@@ -233,12 +234,6 @@ def _flow_graph(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     return 0
-
-
-def _flow_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
-    return [path]
 
 
 def build_parser() -> argparse.ArgumentParser:

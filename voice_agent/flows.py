@@ -11,6 +11,13 @@ from voice_agent.errors import ConfigError
 FLOW_SUFFIXES = (".yaml", ".yml")
 
 
+def flow_files(path: Path) -> list[Path]:
+    """`path` itself, or the flow files in it when it is a folder."""
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in FLOW_SUFFIXES)
+    return [path]
+
+
 class FlowLibrary:
     def __init__(self, flows: dict[str, Flow], default: str) -> None:
         if default not in flows:
@@ -21,13 +28,8 @@ class FlowLibrary:
 
     @classmethod
     def load(cls, path: Path, default: str) -> FlowLibrary:
-        files = (
-            [path]
-            if path.is_file()
-            else sorted(p for p in path.iterdir() if p.suffix in FLOW_SUFFIXES)
-        )
         flows: dict[str, Flow] = {}
-        for file in files:
+        for file in flow_files(path):
             try:
                 flow = load_flow(file)
             except FlowError as exc:
