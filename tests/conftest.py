@@ -42,8 +42,10 @@ def make_service(encoder: Encoder) -> Callable[..., Service]:
     """A real service (demo knowledge base, real encoder) around the LLM a test chooses."""
 
     def make(llm: LLMClient | None = None, **overrides: Any) -> Service:
-        # The plain question-and-answer flow unless a test asks for another.
+        # The plain question-and-answer flow unless a test asks for another; the response
+        # cache only where a test asks for it (it would answer repeated questions itself).
         overrides.setdefault("VOICE_AGENT_DEFAULT_FLOW", "qa")
+        overrides.setdefault("VOICE_AGENT_RESPONSE_CACHE", False)
         settings = load_settings(**overrides)
         return build_service(settings, encoder=encoder, llm=llm or FakeLLM())
 

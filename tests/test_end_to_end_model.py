@@ -94,7 +94,7 @@ async def test_the_call_command_prints_each_answer_with_source_and_latency(
     assert code == 0
     assert "you> Where are you located?" in out
     assert "agent> Thanks for calling Maple Street Pharmacy. How can I help?" in out
-    assert re.search(r"\[llm, state answer\] first word \d+ ms, done \d+ ms", out), out
+    assert re.search(r"\[(llm|cache), state answer\] first word \d+ ms, done \d+ ms", out), out
     assert "[call ended: caller_hangup]" in out
 
 

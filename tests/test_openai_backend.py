@@ -27,6 +27,7 @@ def openai_service(encoder: Encoder, base_url: str, **overrides: Any) -> Service
         OPENAI_API_KEY="sk-test",
         VOICE_AGENT_LLM_MODEL="test-model",
         VOICE_AGENT_DEFAULT_FLOW="qa",
+        VOICE_AGENT_RESPONSE_CACHE=False,  # every question must reach the backend
         **overrides,
     )
     llm = build_llm(settings)

@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         svc = service if service is not None else await asyncio.to_thread(build_service, settings)  # type: ignore[arg-type]
         app.state.service = svc
         app.state.active_calls = 0
+        await svc.start()
         log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)
         try:
             yield
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                 "documents": svc.knowledge.document_count,
                 "chunks": svc.knowledge.chunk_count,
                 "version": svc.knowledge.version,
+                "fingerprint": svc.knowledge.fingerprint,
             },
+            "cache": svc.cache_status(),
             "flows": sorted(svc.flows.flows),
             "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,
@@ -91,8 +94,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         except ExplainError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
 
+    @app.post("/v1/admin/cache/flush")
+    async def flush_cache() -> dict[str, object]:
+        svc: Service = app.state.service
+        return await svc.flush_cache()
+
     @app.post("/v1/ingest")
-    async def ingest(body: IngestBody) -> dict[str, int]:
+    async def ingest(body: IngestBody) -> dict[str, object]:
         svc: Service = app.state.service
         docs = [
             Document(d.id.strip(), (d.title or d.id).strip(), d.text.strip())
@@ -102,11 +110,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             index = await svc.knowledge.add(docs)
         except KnowledgeBaseError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+        dropped = await svc.after_ingest()
         return {
             "added": len(docs),
             "documents": svc.knowledge.document_count,
             "chunks": len(index.chunks),
             "version": index.version,
+            "fingerprint": svc.knowledge.fingerprint,
+            "cache_dropped": dropped,
         }
 
     @app.websocket("/v1/calls")

@@ -56,12 +56,13 @@ def number(query: str, stored: str) -> str | None:
 
 
 def swapped_topic(query: str, stored: str) -> str | None:
-    """Each side has a topic word the other lacks: a substitution ("Europe" for "Canada"),
-    not just a longer way to ask the same thing."""
+    """The same question about another thing: every topic word shared but one, swapped for
+    another ("fee to send money to Europe" / "to Canada"). Paraphrases change several words
+    or only add some, and pass."""
     mine, theirs = topic_words(query), topic_words(stored)
     only_mine, only_theirs = mine - theirs, theirs - mine
-    if only_mine and only_theirs:
-        return f"different topic words: {sorted(only_mine)[0]} / {sorted(only_theirs)[0]}"
+    if len(only_mine) == 1 and len(only_theirs) == 1 and len(mine & theirs) >= 2:
+        return f"different topic words: {min(only_mine)} / {min(only_theirs)}"
     return None
 
 

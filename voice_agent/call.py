@@ -81,6 +81,7 @@ class CallSession:
         self.flow: sm.Flow | None = None
         self.flow_state: sm.CallState | None = None
         self._context: dict[str, str] = dict(config.context)
+        self._metadata: list[str] = []  # the call's own values from call.start: never cached
         self._tasks = TaskScope("call")
         self._turn: asyncio.Task[None] | None = None
         self._silence: asyncio.Task[None] | None = None
@@ -141,6 +142,7 @@ class CallSession:
         for key, value in event.metadata.items():
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 self._context[str(key)] = str(value)
+                self._metadata.append(str(value))
         self.flow_state, decision = sm.start(flow, self._context)
         await self._send(Ready(self.call_id, self.state, self._config.mode))
         if decision.say or decision.actions:
@@ -269,6 +271,7 @@ class CallSession:
         if decision.say:
             await speak(decision.say)
         if decision.respond and text is not None:
+            slots = dict(self.flow_state.slots) if self.flow_state is not None else {}
             request = TurnRequest(
                 call_id=record.call_id,
                 turn_id=turn_id,
@@ -282,9 +285,9 @@ class CallSession:
                 tiers=self._tiers(decision),
                 vector=vector,
                 quick_intents=decision.quick_intents,
-                context={**self._context, **self.flow_state.slots}
-                if self.flow_state is not None
-                else self._context,
+                context={**self._context, **slots},
+                flow=self.flow.name if self.flow is not None else "",
+                private=(*slots.values(), *self._metadata),
             )
             reply = await self._deps.responder.respond(request)
             said.source = reply.source  # set now: a cut-off answer stays in the history

@@ -75,6 +75,7 @@ class KnowledgeTier:
             history_turns=cfg.history_turns,
         )
         speech = SpeechFilter(cfg.max_sentences)
+        answer: list[str] = []  # what the model said, without the filler
         spoke_answer = False
         spoke_filler = False
         llm_started = now()
@@ -93,12 +94,14 @@ class KnowledgeTier:
                         record.add_duration("llm_first_token", llm_started)
                     text = speech.feed(token)
                     if text:
+                        answer.append(text)
                         yield _after(spoke_filler and not spoke_answer, text)
                         spoke_answer = True
                     if speech.done:
                         break
             tail = speech.flush()
             if tail:
+                answer.append(tail)
                 yield _after(spoke_filler and not spoke_answer, tail)
                 spoke_answer = True
             record.add_duration("llm_total", llm_started)
@@ -108,6 +111,8 @@ class KnowledgeTier:
                 reply.source = "fallback"
                 reply.detail["reason"] = "empty_answer"
                 yield _after(spoke_filler, cfg.fallback_text)
+            else:
+                reply.answer = "".join(answer).strip()
         except LLMError as exc:
             self._breaker.record_failure()
             outcome_recorded = True

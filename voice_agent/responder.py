@@ -4,6 +4,7 @@ The chain is itself a tier."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
+from typing import Protocol, runtime_checkable
 
 from voice_agent.types import Reply, Tier, TurnRequest
 
@@ -11,6 +12,13 @@ from voice_agent.types import Reply, Tier, TurnRequest
 async def say(text: str) -> AsyncGenerator[str, None]:
     """A reply stream of one fixed line."""
     yield text
+
+
+@runtime_checkable
+class Follower(Protocol):
+    """A tier that watches the replies of the tiers after it (the cache stores them)."""
+
+    def follow(self, request: TurnRequest, reply: Reply) -> Reply: ...
 
 
 class ResponderChain:
@@ -32,10 +40,19 @@ class ResponderChain:
             if reply is not None:
                 if passed:
                     reply.detail.setdefault("passed", passed)
-                return reply
+                return self._followed(request, reply, tier)
             passed.append(tier.name)
         return Reply(
             source="fallback",
             pieces=say(self._fallback_text),
             detail={"reason": "no_tier_answered", "passed": passed},
         )
+
+    def _followed(self, request: TurnRequest, reply: Reply, answering: Tier) -> Reply:
+        allowed = request.tiers
+        for tier in self.tiers:
+            if tier is answering:
+                break
+            if isinstance(tier, Follower) and (allowed is None or tier.name in allowed):
+                reply = tier.follow(request, reply)
+        return reply

@@ -4,8 +4,11 @@ milliseconds, exactly or to a question that means the same.
 Everything that changes the right answer is part of the scope (flow, state, knowledge-base
 version, language), so an answer can only be served where it was generated, and re-ingesting
 the knowledge base moves every lookup to a new, empty scope. The exact layer is a TTL cache on
-the normalized question; the semantic layer keeps one vector index per scope and serves the
-nearest stored question above a similarity threshold, unless a near-miss guard refuses it.
+the normalized question; the semantic layer keeps one vector index per scope and lets
+`cache_policy.decide` judge the nearest stored questions. Stored answers that say the same
+thing share a group, so the policy can see when neighbours agree.
+
+Times are wall-clock seconds (`time.time`): entries travel between processes (shared_cache.py).
 """
 
 from __future__ import annotations
@@ -20,20 +23,22 @@ from cachetools import TTLCache
 
 from quick_responses.intents import normalize
 from voice_agent import cache_guards
+from voice_agent.cache_policy import CachePolicy, Neighbour, decide
 from voice_agent.types import Vector
 
 HitKind = Literal["exact", "semantic"]
+Origin = Literal["answer", "warm"]
 
 
 @dataclass(frozen=True, slots=True)
 class CacheScope:
     flow: str
     state: str
-    kb_version: int
+    kb_version: str  # a fingerprint of the knowledge base's content
     language: str = "en"
 
     def key(self) -> str:
-        return f"{self.flow}|{self.state}|kb{self.kb_version}|{self.language}"
+        return f"{self.flow}|{self.state}|{self.kb_version}|{self.language}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,8 @@ class CachedAnswer:
     question: str
     answer: str
     stored_at: float
-    origin: Literal["answer", "warm"] = "answer"
+    origin: Origin = "answer"
+    group: int = 0  # answers in one scope that say the same thing share a group
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,19 +61,60 @@ class CacheHit:
 @dataclass(frozen=True, slots=True)
 class CacheMiss:
     best_similarity: float = 0.0
-    refused: str | None = None  # the near-miss guard that refused the nearest question
+    reason: str = "empty"
+
+
+class _Groups:
+    """A scope's answer groups: equal texts, or vectors at least `threshold` apart with the
+    same numbers and polarity (so "open at 9" and "open at 10" stay apart)."""
+
+    def __init__(self, dimension: int) -> None:
+        self._by_text: dict[str, int] = {}
+        self._vectors = np.zeros((16, dimension), dtype=np.float32)
+        self._owners: list[int] = []  # the group of each row of _vectors
+        self._traits: list[tuple[frozenset[str], bool]] = []
+        self.count = 0
+
+    def of(self, answer: str, vector: Vector | None, threshold: float) -> int:
+        known = self._by_text.get(answer)
+        if known is not None:
+            return known
+        traits = (cache_guards.numbers(answer), cache_guards.negated(answer))
+        group = None
+        if vector is not None and self._owners:
+            similarities = self._vectors[: len(self._owners)] @ vector
+            for row in np.argsort(-similarities):
+                if similarities[row] < threshold:
+                    break
+                if self._traits[self._owners[row]] == traits:
+                    group = self._owners[row]
+                    break
+        if group is None:
+            group = self.count
+            self.count += 1
+            self._traits.append(traits)
+        self._by_text[answer] = group
+        if vector is not None:
+            if len(self._owners) == len(self._vectors):
+                self._vectors = np.vstack([self._vectors, np.zeros_like(self._vectors)])
+            self._vectors[len(self._owners)] = vector
+            self._owners.append(group)
+        return group
 
 
 @dataclass
 class _ScopeIndex:
-    """Vectors of one scope's stored questions, in a growing array (amortized appends)."""
+    """Vectors of one scope's stored questions, in a growing array (amortized appends), and
+    the scope's answer groups."""
 
     dimension: int
     vectors: Vector = field(init=False)
     entries: list[CachedAnswer] = field(default_factory=list)
+    groups: _Groups = field(init=False)
 
     def __post_init__(self) -> None:
         self.vectors = np.zeros((64, self.dimension), dtype=np.float32)
+        self.groups = _Groups(self.dimension)
 
     def add(self, vector: Vector, entry: CachedAnswer) -> None:
         if len(self.entries) == len(self.vectors):
@@ -94,7 +141,9 @@ class _ScopeIndex:
         self.entries = self.entries[count:]
 
     def drop_older_than(self, cutoff: float) -> None:
-        keep = [i for i, e in enumerate(self.entries) if e.stored_at >= cutoff]
+        keep = [
+            i for i, e in enumerate(self.entries) if e.origin == "warm" or e.stored_at >= cutoff
+        ]
         if len(keep) == len(self.entries):
             return
         self.vectors[: len(keep)] = self.vectors[keep]
@@ -107,15 +156,13 @@ class ResponseCache:
         *,
         ttl_s: float,
         max_entries: int,
-        threshold: float,
-        check_topics: bool = True,
-        candidates: int = 3,
-        clock: Callable[[], float] = time.monotonic,
+        policy: CachePolicy | None = None,
+        same_answer: float = 0.92,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self.threshold = threshold
-        self.check_topics = check_topics
+        self.policy = policy or CachePolicy()
+        self._same_answer = same_answer
         self._ttl_s = ttl_s
-        self._candidates = candidates
         self._clock = clock
         self._max_entries = max_entries
         self._exact: TTLCache[str, CachedAnswer] = TTLCache(max_entries, ttl_s, timer=clock)
@@ -125,30 +172,36 @@ class ResponseCache:
         return sum(len(index.entries) for index in self._scopes.values())
 
     def _fresh(self, entry: CachedAnswer) -> bool:
-        return self._clock() - entry.stored_at < self._ttl_s
+        # Warm answers (FAQ pairs, `voice-agent warm`) last as long as their knowledge base.
+        return entry.origin == "warm" or self._clock() - entry.stored_at < self._ttl_s
+
+    def lookup_exact(self, question: str, scope: CacheScope) -> CacheHit | None:
+        entry = self._exact.get(f"{scope.key()}|{normalize(question)}")
+        if entry is None or not self._fresh(entry):
+            return None
+        return CacheHit(entry, "exact", 1.0, self._clock() - entry.stored_at)
 
     def lookup(
         self, question: str, vector: Vector | None, scope: CacheScope
     ) -> CacheHit | CacheMiss:
         """Exact first; then, with the question's vector, the semantic layer."""
-        now = self._clock()
-        entry = self._exact.get(f"{scope.key()}|{normalize(question)}")
-        if entry is not None:
-            return CacheHit(entry, "exact", 1.0, now - entry.stored_at)
+        exact = self.lookup_exact(question, scope)
+        if exact is not None:
+            return exact
         index = self._scopes.get(scope.key())
         if vector is None or index is None:
             return CacheMiss()
-        best, refused = 0.0, None
-        for similarity, candidate in index.nearest(vector, self._candidates):
-            best = max(best, similarity)
-            if similarity < self.threshold:
-                break
-            if not self._fresh(candidate):
-                continue
-            refused = cache_guards.near_miss(question, candidate.question, self.check_topics)
-            if refused is None:
-                return CacheHit(candidate, "semantic", similarity, now - candidate.stored_at)
-        return CacheMiss(best, refused)
+        found = [
+            (similarity, entry)
+            for similarity, entry in index.nearest(vector, self.policy.neighbours)
+            if self._fresh(entry)
+        ]
+        neighbours = [Neighbour(s, e.question, e.group) for s, e in found]
+        verdict = decide(question, neighbours, self.policy)
+        if verdict.serve is None:
+            return CacheMiss(found[0][0] if found else 0.0, verdict.reason)
+        similarity, entry = found[verdict.serve]
+        return CacheHit(entry, "semantic", similarity, self._clock() - entry.stored_at)
 
     def store(
         self,
@@ -156,14 +209,22 @@ class ResponseCache:
         vector: Vector,
         answer: str,
         scope: CacheScope,
-        origin: Literal["answer", "warm"] = "answer",
-    ) -> None:
-        entry = CachedAnswer(question, answer, self._clock(), origin)
-        self._exact[f"{scope.key()}|{normalize(question)}"] = entry
+        *,
+        answer_vector: Vector | None = None,
+        origin: Origin = "answer",
+        stored_at: float | None = None,
+    ) -> CachedAnswer:
+        """Keep an answer. With `answer_vector`, answers worded differently but saying the
+        same thing (same numbers, same polarity) join one group; without, only equal texts do."""
         index = self._scopes.setdefault(scope.key(), _ScopeIndex(len(vector)))
+        group = index.groups.of(normalize(answer), answer_vector, self._same_answer)
+        at = self._clock() if stored_at is None else stored_at
+        entry = CachedAnswer(question, answer, at, origin, group)
+        self._exact[f"{scope.key()}|{normalize(question)}"] = entry
         index.add(vector, entry)
         if len(index.entries) > self._max_entries:
             index.drop_oldest(max(1, self._max_entries // 10))
+        return entry
 
     def expire(self) -> None:
         """Drop what the TTL has passed (the exact layer does it by itself)."""
@@ -177,10 +238,15 @@ class ResponseCache:
         self._scopes.clear()
         return count
 
-    def drop_knowledge_versions_below(self, version: int) -> None:
-        """Answers built on an older knowledge base can never be served again; free them."""
-        stale = [k for k in self._scopes if int(k.split("|kb")[1].split("|")[0]) < version]
-        for key in stale:
-            del self._scopes[key]
-        for key in [k for k in self._exact if int(k.split("|kb")[1].split("|")[0]) < version]:
+    def keep_only_knowledge(self, kb_version: str) -> int:
+        """Answers built on another knowledge base can never be served again: free them."""
+
+        def stale(key: str) -> bool:
+            return key.split("|")[2] != kb_version
+
+        dropped = 0
+        for key in [k for k in self._scopes if stale(k)]:
+            dropped += len(self._scopes.pop(key).entries)
+        for key in [k for k in self._exact if stale(k)]:
             del self._exact[key]
+        return dropped

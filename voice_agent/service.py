@@ -9,10 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from quick_responses.head import IntentHead, head_path
 from quick_responses.intents import IntentMatcher
 from quick_responses.pack import PackError, load_pack
 from quick_responses.responder import QuickResponder
+from voice_agent.cache_policy import CachePolicy
+from voice_agent.cache_tier import CacheTier
+from voice_agent.cache_warming import (
+    WarmAnswer,
+    answering_scopes,
+    faq_pairs,
+    read_warm_file,
+)
 from voice_agent.call import CallConfig, CallDeps
 from voice_agent.errors import ConfigError
 from voice_agent.flows import FlowLibrary
@@ -24,7 +34,9 @@ from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.responder import ResponderChain
+from voice_agent.response_cache import CacheScope, ResponseCache
 from voice_agent.settings import LLMBackend, Settings
+from voice_agent.shared_cache import SharedCache, SharedCacheConfig
 from voice_agent.types import Budgets, LLMClient, Tier
 
 log = logging.getLogger(__name__)
@@ -42,6 +54,7 @@ class Service:
     responder: ResponderChain
     flows: FlowLibrary
     intents: IntentMatcher
+    cache: CacheTier | None = None
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
@@ -60,7 +73,65 @@ class Service:
     def call_deps(self) -> CallDeps:
         return CallDeps(self.responder, self.flows, self.intents, self.encoder.embed)
 
+    async def start(self) -> None:
+        """Start background work that needs the event loop (the shared cache's tasks)."""
+        if self.cache is not None and self.cache.shared is not None:
+            await self.cache.shared.start()
+
+    async def after_ingest(self) -> int:
+        """The knowledge base changed: answers made from the old one are dropped, and its FAQ
+        pairs are warmed again. Returns how many cached answers were dropped."""
+        if self.cache is None:
+            return 0
+        dropped = self.cache.cache.keep_only_knowledge(self.knowledge.fingerprint)
+        if self.settings.cache_warm_faq:
+            answers = faq_pairs(self.knowledge.documents)
+            questions = await self.encoder.encode_many([a.question for a in answers])
+            replies = await self.encoder.encode_many([a.answer for a in answers])
+            self.cache.warm(answers, self._answering_scopes(), list(questions), list(replies))
+        return dropped
+
+    async def flush_cache(self) -> dict[str, object]:
+        """Empty this process's cache and, through Redis, every other process's."""
+        if self.cache is None:
+            return {"flushed": 0, "shared": None}
+        flushed = self.cache.cache.flush()
+        shared: str | None = None
+        if self.cache.shared is not None:
+            try:
+                await self.cache.shared.flush()
+                shared = "flushed"
+            except (RedisError, OSError) as exc:
+                log.warning("cache flush did not reach Redis: %s", exc)
+                shared = f"unavailable: {exc}"
+        return {"flushed": flushed, "shared": shared}
+
+    def cache_status(self) -> dict[str, object] | None:
+        if self.cache is None:
+            return None
+        status: dict[str, object] = {"entries": len(self.cache.cache)}
+        shared = self.cache.shared
+        if shared is not None:
+            stats = shared.stats
+            status["shared"] = {
+                "connected": stats.connected,
+                "published": stats.published,
+                "applied": stats.applied,
+                "dropped": stats.dropped,
+                "errors": stats.errors,
+            }
+        return status
+
+    def _answering_scopes(self) -> list[CacheScope]:
+        return answering_scopes(
+            self.flows.flows.values(), self.knowledge.fingerprint, self.settings.language
+        )
+
     async def aclose(self) -> None:
+        if self.cache is not None:
+            await self.cache.drain(1.0)
+            if self.cache.shared is not None:
+                await self.cache.shared.aclose()
         closer: Any = getattr(self.llm, "close", None) if self.owns_llm else None
         if closer is not None:
             result = closer()
@@ -125,6 +196,46 @@ def build_quick_tier(settings: Settings, encoder: Encoder) -> QuickTier | None:
     return QuickTier(responder, encoder.embed, {"business": settings.business_name})
 
 
+def build_cache_tier(
+    settings: Settings, encoder: Encoder, knowledge: KnowledgeBase, flows: FlowLibrary
+) -> CacheTier | None:
+    """The response cache, its shared layer when Redis is configured, warmed with the FAQ
+    pairs of the knowledge base and the warm file."""
+    if not settings.response_cache_enabled:
+        return None
+    cache = ResponseCache(
+        ttl_s=settings.response_cache_ttl_seconds,
+        max_entries=settings.cache_max_entries,
+        policy=CachePolicy(
+            threshold=settings.cache_threshold,
+            agree_mass=settings.cache_agree_mass,
+            agree_gap=settings.cache_agree_gap,
+        ),
+    )
+    shared = None
+    if settings.redis_url:
+        config = SharedCacheConfig(
+            settings.redis_url,
+            max_entries=settings.cache_max_entries,
+            timeout_s=settings.redis_timeout_s,
+        )
+        shared = SharedCache(cache, config)
+    tier = CacheTier(cache, encoder.embed, lambda: knowledge.fingerprint, shared, settings.language)
+    answers: list[WarmAnswer] = faq_pairs(knowledge.documents) if settings.cache_warm_faq else []
+    if settings.cache_warm_file is not None:
+        answers += read_warm_file(settings.cache_warm_file)
+    if answers:
+        scopes = answering_scopes(flows.flows.values(), knowledge.fingerprint, settings.language)
+        stored = tier.warm(
+            answers,
+            scopes,
+            list(encoder.encode_sync([a.question for a in answers])),
+            list(encoder.encode_sync([a.answer for a in answers])),
+        )
+        log.info("response cache: warmed %d answers into %d states", stored, len(scopes))
+    return tier
+
+
 def build_service(
     settings: Settings, *, encoder: Encoder | None = None, llm: LLMClient | None = None
 ) -> Service:
@@ -156,8 +267,9 @@ def build_service(
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
     knowledge_tier = KnowledgeTier(knowledge, llm, breaker, knowledge_config(settings))
     quick_tier = build_quick_tier(settings, encoder)
-    tiers: list[Tier] = [quick_tier, knowledge_tier] if quick_tier else [knowledge_tier]
-    responder = ResponderChain(tiers, fallback_text=settings.fallback_text)
+    cache_tier = build_cache_tier(settings, encoder, knowledge, flows)
+    tiers: list[Tier] = [t for t in (quick_tier, cache_tier) if t is not None]
+    responder = ResponderChain([*tiers, knowledge_tier], fallback_text=settings.fallback_text)
     return Service(
         settings,
         encoder,
@@ -167,6 +279,7 @@ def build_service(
         responder,
         flows,
         intents,
-        owns_encoder,
-        owns_llm,
+        cache=cache_tier,
+        owns_encoder=owns_encoder,
+        owns_llm=owns_llm,
     )

@@ -42,6 +42,14 @@ class TaskScope:
             log.warning("task %s still running %.3fs after cancel", task.get_name(), wait_s)
         return bool(done)
 
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait for the running tasks to end by themselves; True when all have."""
+        tasks = list(self._tasks)
+        if not tasks:
+            return True
+        _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        return not pending
+
     async def cancel_all(self, wait_s: float) -> None:
         tasks = list(self._tasks)
         for task in tasks:

@@ -71,6 +71,9 @@ class TurnRequest:
     quick_intents: Sequence[str] | None = None  # small talk the state lets templates answer
     context: Mapping[str, str] = field(default_factory=dict)  # placeholder values of the call
     quick: Any = None  # the quick tier's decision when it passed the turn on
+    flow: str = ""
+    private: Sequence[str] = ()  # the caller's own data (slot values, call metadata)
+    cache_miss: Mapping[str, Any] | None = None  # why the cache tier passed the turn on
 
 
 @dataclass(slots=True)
@@ -82,6 +85,7 @@ class Reply:
     pieces: AsyncGenerator[str, None]
     detail: dict[str, Any] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
+    answer: str | None = None  # the answer proper, set once it was generated in full
 
 
 class Tier(Protocol):

@@ -1,13 +1,15 @@
 """The live knowledge base: its documents, the current index snapshot, and retrieval.
 
 Documents are chunked and embedded once; adding documents embeds only the new chunks and
-swaps in a new index. `version` changes with every ingest, so anything derived from the
-knowledge base (cached answers) can tell that it is stale.
+swaps in a new index. `version` counts ingests; `fingerprint` names the content, so anything
+derived from the knowledge base (cached answers) can tell that it is stale, and two processes
+serving the same documents agree on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,10 +30,15 @@ class KnowledgeBase:
         self._vectors: dict[Chunk, Vectors] = {}
         self._index: KnowledgeIndex | None = None
         self._ingest_lock = asyncio.Lock()
+        self.fingerprint = "kb-empty"
 
     @property
     def version(self) -> int:
         return 0 if self._index is None else self._index.version
+
+    @property
+    def documents(self) -> list[Document]:
+        return list(self._documents.values())
 
     @property
     def document_count(self) -> int:
@@ -54,6 +61,10 @@ class KnowledgeBase:
         self._vectors = {c: v for c, v in self._vectors.items() if c in live}
         matrix = np.vstack([self._vectors[c] for c in chunks]).astype(np.float32)
         self._index = KnowledgeIndex(chunks, matrix, self.version + 1)
+        digest = hashlib.sha256()
+        for chunk in sorted(c.indexed_text for c in chunks):
+            digest.update(chunk.encode("utf-8") + b"\0")
+        self.fingerprint = "kb-" + digest.hexdigest()[:16]
         return self._index
 
     def load(self, documents: Sequence[Document]) -> KnowledgeIndex:

@@ -1,0 +1,184 @@
+"""The cache tier: answers the knowledge base + LLM already gave, served again in milliseconds.
+
+It sits after the quick tier and before the knowledge tier. A lookup is exact first (no
+embedding needed), then semantic with the utterance's vector (shared with the other tiers).
+When a later tier answers, the chain lets this tier follow the reply: once the answer has been
+spoken to its end, and only if it may be cached, it is stored in the background, off the turn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+
+from quick_responses.intents import normalize
+from voice_agent.cache_warming import WarmAnswer, scopes_for
+from voice_agent.responder import say
+from voice_agent.response_cache import CacheHit, CacheScope, Origin, ResponseCache
+from voice_agent.shared_cache import SharedCache
+from voice_agent.tasks import TaskScope
+from voice_agent.turn import now
+from voice_agent.types import Reply, TurnRequest, Vector
+
+log = logging.getLogger(__name__)
+
+Embed = Callable[[str], Awaitable[Vector]]
+
+MAX_PENDING_STORES = 64  # answers waiting for their embedding; past this they are not cached
+# A question that leans on the previous turn ("and on Sunday?") has an answer that depends on
+# the call, not only on the words: it is not stored.
+_FOLLOW_UP_OPENINGS = ("and ", "what about ", "how about ", "also ", "but ", "same ", "then ")
+
+
+def why_not_stored(request: TurnRequest, reply: Reply) -> str | None:
+    """None when the reply may be cached for the request's question; otherwise why not."""
+    if not request.cacheable:
+        return "state not cacheable"
+    if reply.source != "llm" or reply.answer is None:
+        return f"source {reply.source}" if reply.source != "llm" else "answer incomplete"
+    if request.vector is None:
+        return "no question vector"
+    question = normalize(request.text)
+    if question.startswith(_FOLLOW_UP_OPENINGS):
+        return "follow-up question"
+    answer = normalize(reply.answer)
+    for value in request.private:
+        value = normalize(value)
+        if value and (value in question or value in answer):
+            return "contains the caller's own data"
+    return None
+
+
+class CacheTier:
+    name = "cache"
+
+    def __init__(
+        self,
+        cache: ResponseCache,
+        embed: Embed,
+        kb_version: Callable[[], str],
+        shared: SharedCache | None = None,
+        language: str = "en",
+    ) -> None:
+        self.cache = cache
+        self.shared = shared
+        self._embed = embed
+        self._kb_version = kb_version
+        self._language = language
+        self._stores = TaskScope("cache")
+
+    def scope(self, request: TurnRequest) -> CacheScope:
+        return CacheScope(request.flow, request.state, self._kb_version(), self._language)
+
+    async def respond(self, request: TurnRequest) -> Reply | None:
+        if not request.cacheable:
+            return None
+        started = now()
+        scope = self.scope(request)
+        result = self.cache.lookup_exact(request.text, scope)
+        if result is None:
+            if request.vector is None:
+                request.vector = await self._embed(request.text)
+                request.record.add_duration("embedding", started)
+                started = now()
+            looked = self.cache.lookup(request.text, request.vector, scope)
+            request.record.add_duration("cache", started)
+            if not isinstance(looked, CacheHit):
+                request.cache_miss = {
+                    "best_similarity": round(looked.best_similarity, 4),
+                    "reason": looked.reason,
+                }
+                return None
+            result = looked
+        else:
+            request.record.add_duration("cache", started)
+        entry = result.entry
+        return Reply(
+            source="cache",
+            pieces=say(entry.answer),
+            detail={
+                "cache": {
+                    "kind": "warm" if entry.origin == "warm" else result.kind,
+                    "similarity": round(result.similarity, 4),
+                    "stored_for": entry.question,
+                    "age_s": round(result.age_s, 3),
+                }
+            },
+        )
+
+    def follow(self, request: TurnRequest, reply: Reply) -> Reply:
+        """Watch a later tier's reply; store it once it has been spoken to its end."""
+        reply.pieces = self._watch(request, reply, reply.pieces)
+        return reply
+
+    async def _watch(
+        self, request: TurnRequest, reply: Reply, pieces: AsyncGenerator[str, None]
+    ) -> AsyncGenerator[str, None]:
+        if request.cache_miss is not None:
+            reply.detail["cache"] = {"miss": request.cache_miss}
+        async for piece in pieces:
+            yield piece
+        # Reached only when the whole answer was taken: not on barge-in or hang-up.
+        reason = why_not_stored(request, reply)
+        if reason is not None:
+            reply.detail["cache_stored"] = False
+            log.debug("not cached (%s): %r", reason, request.text)
+            return
+        if self._stores.running >= MAX_PENDING_STORES:
+            log.warning("cache store queue full; answer not cached")
+            return
+        assert request.vector is not None and reply.answer is not None
+        reply.detail["cache_stored"] = True
+        self._stores.spawn(
+            self.remember(request.text, request.vector, reply.answer, self.scope(request)),
+            name="store",
+        )
+
+    async def remember(
+        self,
+        question: str,
+        vector: Vector,
+        answer: str,
+        scope: CacheScope,
+        origin: Origin = "answer",
+    ) -> None:
+        """Store locally (answers are grouped by their own embedding) and share."""
+        answer_vector = await self._embed(answer)
+        entry = self.cache.store(
+            question,
+            vector,
+            answer,
+            scope,
+            answer_vector=answer_vector,
+            origin=origin,
+        )
+        if self.shared is not None:
+            self.shared.publish(scope, entry, vector, answer_vector)
+
+    def warm(
+        self,
+        answers: Sequence[WarmAnswer],
+        scopes: Sequence[CacheScope],
+        question_vectors: Sequence[Vector],
+        answer_vectors: Sequence[Vector],
+    ) -> int:
+        """Store ready answers (FAQ pairs, a warm file) in the scopes they belong to."""
+        stored = 0
+        for answer, vector, answer_vector in zip(
+            answers, question_vectors, answer_vectors, strict=True
+        ):
+            for scope in scopes_for(answer, scopes):
+                self.cache.store(
+                    answer.question,
+                    vector,
+                    answer.answer,
+                    scope,
+                    answer_vector=answer_vector,
+                    origin="warm",
+                )
+                stored += 1
+        return stored
+
+    async def drain(self, wait_s: float) -> bool:
+        """Let pending stores finish (tests, shutdown); True when none is left."""
+        return await self._stores.wait(wait_s)
