@@ -166,6 +166,7 @@ class ResponseCache:
         self._clock = clock
         self._max_entries = max_entries
         self._exact: TTLCache[str, CachedAnswer] = TTLCache(max_entries, ttl_s, timer=clock)
+        self._warm: dict[str, CachedAnswer] = {}  # exact keys of warm answers: no TTL
         self._scopes: dict[str, _ScopeIndex] = {}
 
     def __len__(self) -> int:
@@ -176,7 +177,8 @@ class ResponseCache:
         return entry.origin == "warm" or self._clock() - entry.stored_at < self._ttl_s
 
     def lookup_exact(self, question: str, scope: CacheScope) -> CacheHit | None:
-        entry = self._exact.get(f"{scope.key()}|{normalize(question)}")
+        key = f"{scope.key()}|{normalize(question)}"
+        entry = self._exact.get(key) or self._warm.get(key)
         if entry is None or not self._fresh(entry):
             return None
         return CacheHit(entry, "exact", 1.0, self._clock() - entry.stored_at)
@@ -220,7 +222,8 @@ class ResponseCache:
         group = index.groups.of(normalize(answer), answer_vector, self._same_answer)
         at = self._clock() if stored_at is None else stored_at
         entry = CachedAnswer(question, answer, at, origin, group)
-        self._exact[f"{scope.key()}|{normalize(question)}"] = entry
+        layer = self._warm if origin == "warm" else self._exact
+        layer[f"{scope.key()}|{normalize(question)}"] = entry
         index.add(vector, entry)
         if len(index.entries) > self._max_entries:
             index.drop_oldest(max(1, self._max_entries // 10))
@@ -235,6 +238,7 @@ class ResponseCache:
     def flush(self) -> int:
         count = len(self)
         self._exact.clear()
+        self._warm.clear()
         self._scopes.clear()
         return count
 
@@ -247,6 +251,7 @@ class ResponseCache:
         dropped = 0
         for key in [k for k in self._scopes if stale(k)]:
             dropped += len(self._scopes.pop(key).entries)
-        for key in [k for k in self._exact if stale(k)]:
-            del self._exact[key]
+        for layer in (self._exact, self._warm):
+            for key in [k for k in layer if stale(k)]:
+                del layer[key]
         return dropped
