@@ -6,12 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck unit bench clean
+.PHONY: run test install servers lint typecheck unit bench clean
 
 run: install
 	$(VENV)/bin/voice-agent serve
 
-test: install lint typecheck unit
+test: install servers lint typecheck unit
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -20,8 +20,15 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+unit: install servers
 	$(VENV)/bin/pytest
+
+# redis-server for the shared-cache tests (they start their own on a free loopback port).
+servers:
+	@command -v redis-server >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 
 bench: install
 	$(PY) bench/turn_latency.py
