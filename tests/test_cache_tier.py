@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from voice_agent.cache_warming import WarmAnswer, generate, read_warm_file, write_warm_file
+from voice_agent.errors import ConfigError
 from voice_agent.service import Service
+from voice_agent.turn import TurnRecord
 
 from .conftest import CallClient, call
 from .fakes import FakeLLM, scaled
@@ -240,3 +243,35 @@ async def test_in_disabled_mode_the_cache_neither_serves_nor_stores(
         again = await ask(client, service, "Do you deliver prescriptions?")
     assert (first["source"], again["source"]) == ("llm", "llm")
     assert warmed > 0 and entries(service) == warmed
+
+
+async def test_answers_generated_offline_are_served_from_the_warm_file(
+    cached: Callable[..., Service], running: Any, tmp_path: Path
+) -> None:
+    maker = cached(FakeLLM(tokens=DELIVERY))
+    answers = [
+        WarmAnswer(question, reply.answer or "", "qa", "answer")
+        async for question, reply in generate(
+            maker.responder,
+            ["Do you deliver prescriptions?"],
+            "qa",
+            "answer",
+            lambda n: TurnRecord("warm", n),
+        )
+    ]
+    warm_file = tmp_path / "warm.jsonl"
+    assert write_warm_file(warm_file, answers) == 1
+    llm = FakeLLM()
+    service = cached(llm, VOICE_AGENT_CACHE_WARM_FILE=str(warm_file))
+    async with running(service) as url, call(url) as client:
+        await client.start()
+        done = await ask(client, service, "Can you deliver my prescriptions?")
+    assert done["source"] == "cache" and done["detail"]["cache"]["kind"] == "warm"
+    assert done["text"] == "We deliver prescriptions within 5 miles." and llm.calls == []
+
+
+def test_a_malformed_warm_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    warm_file = tmp_path / "warm.jsonl"
+    warm_file.write_text('{"question": "q", "answer": "a"}\n{"question": "no answer"}\n')
+    with pytest.raises(ConfigError, match=r"warm.jsonl:2: expected a JSON object"):
+        read_warm_file(warm_file)

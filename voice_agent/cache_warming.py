@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,10 @@ from state_machine import Flow
 from voice_agent.errors import ConfigError
 from voice_agent.rag.documents import Document
 from voice_agent.response_cache import CacheScope
+from voice_agent.turn import TurnRecord
+from voice_agent.types import Budgets, Reply, Responder, TurnRequest
+
+OFFLINE_BUDGETS = Budgets(first_token_s=60, stall_s=60, total_s=300)
 
 _PAIR = re.compile(
     r"^Q:\s*(?P<q>.+?)\s*\n\s*A:\s*(?P<a>.+?)\s*(?=\n\s*\n|\n\s*Q:|\Z)",
@@ -97,3 +101,31 @@ def write_warm_file(path: Path, answers: Iterable[WarmAnswer]) -> int:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+async def generate(
+    responder: Responder,
+    questions: Iterable[str],
+    flow: str,
+    state: str,
+    record: Callable[[int], TurnRecord],
+) -> AsyncIterator[tuple[str, Reply]]:
+    """Answer each question through the knowledge tier alone, with budgets generous enough
+    for a slow machine: warming runs before traffic, where waiting costs nobody."""
+    for number, question in enumerate(questions, 1):
+        request = TurnRequest(
+            call_id="warm",
+            turn_id=number,
+            text=question,
+            state=state,
+            history=(),
+            record=record(number),
+            budgets=OFFLINE_BUDGETS,
+            cacheable=False,  # nothing here goes through the cache tier
+            tiers=("knowledge",),
+            flow=flow,
+        )
+        reply = await responder.respond(request)
+        async for _ in reply.pieces:
+            pass
+        yield question, reply

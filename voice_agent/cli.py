@@ -1,4 +1,4 @@
-"""The `voice-agent` command: serve, call, ingest."""
+"""The `voice-agent` command: serve, call, ingest, explain, warm, flow."""
 
 from __future__ import annotations
 
@@ -203,6 +203,49 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warm(args: argparse.Namespace) -> int:
+    """Generate answers to frequent questions with the configured LLM, into a warm file."""
+    from voice_agent.cache_warming import WarmAnswer, answering_scopes, generate, write_warm_file
+    from voice_agent.service import build_service
+    from voice_agent.settings import load_settings
+    from voice_agent.turn import TurnRecord
+
+    lines = Path(args.questions).read_text(encoding="utf-8").splitlines()
+    questions = list(dict.fromkeys(q.strip() for q in lines if q.strip() and not q.startswith("#")))
+    settings = load_settings()
+    service = build_service(settings)
+    flow = service.flows.get(args.flow)
+    if flow is None:
+        raise ConfigError(f"no flow named {args.flow!r}")
+    states = [s.state for s in answering_scopes([flow], "", settings.language)]
+    state = args.state or (states[0] if states else None)
+    if state not in states:
+        raise ConfigError(f"flow {flow.name!r} has no cacheable answering state {state!r}")
+
+    async def run() -> list[WarmAnswer]:
+        answers = []
+        try:
+            async for question, reply in generate(
+                service.responder, questions, flow.name, state, lambda n: TurnRecord("warm", n)
+            ):
+                if reply.source == "llm" and reply.answer:
+                    answers.append(WarmAnswer(question, reply.answer, flow.name, state))
+                    print(f"ok    {question} -> {reply.answer}")
+                else:
+                    print(f"skip  {question} ({reply.source}: {reply.detail.get('reason')})")
+        finally:
+            await service.aclose()
+        return answers
+
+    answers = asyncio.run(run())
+    written = write_warm_file(Path(args.out), answers)
+    print(
+        f"wrote {written} of {len(questions)} answers to {args.out} for {flow.name}/{state}; "
+        f"serve them with VOICE_AGENT_CACHE_WARM_FILE={args.out}"
+    )
+    return 0 if written == len(questions) else 1
+
+
 def _flow_check(args: argparse.Namespace) -> int:
     from state_machine import FlowError, check_flow, read_flow
     from voice_agent.flows import flow_files
@@ -265,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
     explain.add_argument("--offline", action="store_true", help="load the models here instead")
     explain.set_defaults(run=_explain)
+
+    warm = commands.add_parser(
+        "warm", help="generate answers to frequent questions for the response cache"
+    )
+    warm.add_argument("questions", help="a text file, one question per line")
+    warm.add_argument("--out", default="warm.jsonl", help="the warm file (default warm.jsonl)")
+    warm.add_argument("--flow", help="the flow (default: the service's default)")
+    warm.add_argument("--state", help="the answering state (default: the flow's first)")
+    warm.set_defaults(run=_warm)
 
     flow = commands.add_parser("flow", help="check or draw flow files")
     flow_commands = flow.add_subparsers(dest="flow_command", required=True)
