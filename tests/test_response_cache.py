@@ -100,6 +100,13 @@ def test_entries_expire_after_the_ttl_and_flush_empties_everything() -> None:
 
 def test_the_semantic_layer_stays_within_its_size_bound() -> None:
     c = ResponseCache(ttl_s=60, max_entries=50, clock=ManualClock())
-    for i in range(200):
-        c.store(f"question {i}", vec(1, i / 200), "a", SCOPE)
+    rng = np.random.default_rng(0)
+    vectors = [vec(*rng.normal(size=16)) for _ in range(200)]
+    for i, v in enumerate(vectors):
+        c.store(f"question {i}", v, f"answer {i}", SCOPE)
     assert len(c) <= 50
+    # After the oldest were dropped, every vector still leads to its own answer.
+    for i in (150, 199):
+        hit = c.lookup_semantic(f"question {i}", vectors[i], SCOPE)
+        assert isinstance(hit, CacheHit) and hit.entry.answer == f"answer {i}"
+    assert isinstance(c.lookup_semantic("question 0", vectors[0], SCOPE), CacheMiss)

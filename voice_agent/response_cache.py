@@ -26,6 +26,8 @@ from voice_agent import cache_guards
 from voice_agent.cache_policy import CachePolicy, Neighbour, decide
 from voice_agent.types import Vector
 
+EXPIRE_EVERY = 1000  # stores between two sweeps of the semantic layer for expired answers
+
 HitKind = Literal["exact", "semantic"]
 Origin = Literal["answer", "warm"]
 
@@ -125,29 +127,36 @@ class _ScopeIndex:
         self.entries.append(entry)
 
     def nearest(self, vector: Vector, k: int) -> list[tuple[float, CachedAnswer]]:
-        count = len(self.entries)
+        # Safe on a worker thread while the event loop stores: rows past the snapshot's count
+        # are not read, and removals build new arrays instead of moving rows in place.
+        entries = self.entries
+        count = len(entries)
+        vectors = self.vectors
         if count == 0:
             return []
-        similarities = self.vectors[:count] @ vector
+        similarities = vectors[:count] @ vector
         k = min(k, count)
         top = np.argpartition(-similarities, k - 1)[:k]
         top = top[np.argsort(-similarities[top])]
-        return [(float(similarities[i]), self.entries[i]) for i in top]
+        return [(float(similarities[i]), entries[i]) for i in top]
+
+    def _keep(self, rows: list[int] | slice) -> None:
+        kept = self.vectors[: len(self.entries)][rows]
+        vectors = np.zeros((max(64, 2 * len(kept)), self.dimension), dtype=np.float32)
+        vectors[: len(kept)] = kept
+        entries = self.entries[rows] if isinstance(rows, slice) else [self.entries[i] for i in rows]
+        self.entries, self.vectors = entries, vectors
 
     def drop_oldest(self, count: int) -> None:
         """Forget the `count` questions stored first."""
-        remaining = len(self.entries) - count
-        self.vectors[:remaining] = self.vectors[count : len(self.entries)]
-        self.entries = self.entries[count:]
+        self._keep(slice(count, None))
 
     def drop_older_than(self, cutoff: float) -> None:
         keep = [
             i for i, e in enumerate(self.entries) if e.origin == "warm" or e.stored_at >= cutoff
         ]
-        if len(keep) == len(self.entries):
-            return
-        self.vectors[: len(keep)] = self.vectors[keep]
-        self.entries = [self.entries[i] for i in keep]
+        if len(keep) < len(self.entries):
+            self._keep(keep)
 
 
 class ResponseCache:
@@ -168,6 +177,7 @@ class ResponseCache:
         self._exact: TTLCache[str, CachedAnswer] = TTLCache(max_entries, ttl_s, timer=clock)
         self._warm: dict[str, CachedAnswer] = {}  # exact keys of warm answers: no TTL
         self._scopes: dict[str, _ScopeIndex] = {}
+        self._stores = 0
 
     def __len__(self) -> int:
         return sum(len(index.entries) for index in self._scopes.values())
@@ -190,6 +200,16 @@ class ResponseCache:
         exact = self.lookup_exact(question, scope)
         if exact is not None:
             return exact
+        return self.lookup_semantic(question, vector, scope)
+
+    def scope_size(self, scope: CacheScope) -> int:
+        index = self._scopes.get(scope.key())
+        return 0 if index is None else len(index.entries)
+
+    def lookup_semantic(
+        self, question: str, vector: Vector | None, scope: CacheScope
+    ) -> CacheHit | CacheMiss:
+        """The semantic layer alone; it may run on a worker thread (the exact layer may not)."""
         index = self._scopes.get(scope.key())
         if vector is None or index is None:
             return CacheMiss()
@@ -227,6 +247,9 @@ class ResponseCache:
         index.add(vector, entry)
         if len(index.entries) > self._max_entries:
             index.drop_oldest(max(1, self._max_entries // 10))
+        self._stores += 1
+        if self._stores % EXPIRE_EVERY == 0:
+            self.expire()
         return entry
 
     def expire(self) -> None:
