@@ -8,14 +8,13 @@ spoken to its end, and only if it may be cached, it is stored in the background,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from quick_responses.intents import normalize
 from voice_agent.cache_warming import WarmAnswer, scopes_for
 from voice_agent.responder import say
-from voice_agent.response_cache import CacheHit, CacheMiss, CacheScope, Origin, ResponseCache
+from voice_agent.response_cache import CacheHit, CacheScope, Origin, ResponseCache
 from voice_agent.shared_cache import SharedCache
 from voice_agent.tasks import TaskScope
 from voice_agent.turn import now
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 Embed = Callable[[str], Awaitable[Vector]]
 
-SCAN_INLINE_UP_TO = 5000  # stored questions scanned on the event loop (about 0.3 ms)
 MAX_PENDING_STORES = 64  # answers waiting for their embedding; past this they are not cached
 # A question that leans on the previous turn ("and on Sunday?") has an answer that depends on
 # the call, not only on the words: it is not stored.
@@ -83,7 +81,7 @@ class CacheTier:
                 request.vector = await self._embed(request.text)
                 request.record.add_duration("embedding", started)
                 started = now()
-            looked = await self._semantic(request.text, request.vector, scope)
+            looked = self.cache.lookup_semantic(request.text, request.vector, scope)
             request.record.add_duration("cache", started)
             if not isinstance(looked, CacheHit):
                 request.cache_miss = {
@@ -107,12 +105,6 @@ class CacheTier:
                 }
             },
         )
-
-    async def _semantic(self, text: str, vector: Vector, scope: CacheScope) -> CacheHit | CacheMiss:
-        # A large scope's scan takes milliseconds: off the event loop, like all model work.
-        if self.cache.scope_size(scope) > SCAN_INLINE_UP_TO:
-            return await asyncio.to_thread(self.cache.lookup_semantic, text, vector, scope)
-        return self.cache.lookup_semantic(text, vector, scope)
 
     def follow(self, request: TurnRequest, reply: Reply) -> Reply:
         """Watch a later tier's reply; store it once it has been spoken to its end."""

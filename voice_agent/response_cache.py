@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -24,6 +24,7 @@ from cachetools import TTLCache
 from quick_responses.intents import normalize
 from voice_agent import cache_guards
 from voice_agent.cache_policy import CachePolicy, Neighbour, decide
+from voice_agent.question_index import QuestionIndex
 from voice_agent.types import Vector
 
 EXPIRE_EVERY = 1000  # stores between two sweeps of the semantic layer for expired answers
@@ -104,59 +105,15 @@ class _Groups:
         return group
 
 
-@dataclass
 class _ScopeIndex:
-    """Vectors of one scope's stored questions, in a growing array (amortized appends), and
-    the scope's answer groups."""
+    """One scope's stored questions and its answer groups."""
 
-    dimension: int
-    vectors: Vector = field(init=False)
-    entries: list[CachedAnswer] = field(default_factory=list)
-    groups: _Groups = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.vectors = np.zeros((64, self.dimension), dtype=np.float32)
-        self.groups = _Groups(self.dimension)
-
-    def add(self, vector: Vector, entry: CachedAnswer) -> None:
-        if len(self.entries) == len(self.vectors):
-            grown = np.zeros((2 * len(self.vectors), self.dimension), dtype=np.float32)
-            grown[: len(self.entries)] = self.vectors
-            self.vectors = grown
-        self.vectors[len(self.entries)] = vector
-        self.entries.append(entry)
-
-    def nearest(self, vector: Vector, k: int) -> list[tuple[float, CachedAnswer]]:
-        # Safe on a worker thread while the event loop stores: rows past the snapshot's count
-        # are not read, and removals build new arrays instead of moving rows in place.
-        entries = self.entries
-        count = len(entries)
-        vectors = self.vectors
-        if count == 0:
-            return []
-        similarities = vectors[:count] @ vector
-        k = min(k, count)
-        top = np.argpartition(-similarities, k - 1)[:k]
-        top = top[np.argsort(-similarities[top])]
-        return [(float(similarities[i]), entries[i]) for i in top]
-
-    def _keep(self, rows: list[int] | slice) -> None:
-        kept = self.vectors[: len(self.entries)][rows]
-        vectors = np.zeros((max(64, 2 * len(kept)), self.dimension), dtype=np.float32)
-        vectors[: len(kept)] = kept
-        entries = self.entries[rows] if isinstance(rows, slice) else [self.entries[i] for i in rows]
-        self.entries, self.vectors = entries, vectors
-
-    def drop_oldest(self, count: int) -> None:
-        """Forget the `count` questions stored first."""
-        self._keep(slice(count, None))
+    def __init__(self, dimension: int) -> None:
+        self.questions: QuestionIndex[CachedAnswer] = QuestionIndex(dimension)
+        self.groups = _Groups(dimension)
 
     def drop_older_than(self, cutoff: float) -> None:
-        keep = [
-            i for i, e in enumerate(self.entries) if e.origin == "warm" or e.stored_at >= cutoff
-        ]
-        if len(keep) < len(self.entries):
-            self._keep(keep)
+        self.questions.remove_where(lambda e: e.origin != "warm" and e.stored_at < cutoff)
 
 
 class ResponseCache:
@@ -180,7 +137,7 @@ class ResponseCache:
         self._stores = 0
 
     def __len__(self) -> int:
-        return sum(len(index.entries) for index in self._scopes.values())
+        return sum(len(index.questions) for index in self._scopes.values())
 
     def _fresh(self, entry: CachedAnswer) -> bool:
         # Warm answers (FAQ pairs, `voice-agent warm`) last as long as their knowledge base.
@@ -202,20 +159,23 @@ class ResponseCache:
             return exact
         return self.lookup_semantic(question, vector, scope)
 
-    def scope_size(self, scope: CacheScope) -> int:
+    def nearest(
+        self, vector: Vector, scope: CacheScope, k: int
+    ) -> list[tuple[float, CachedAnswer]]:
+        """The `k` stored questions nearest to `vector`, without judging them (benches, explain)."""
         index = self._scopes.get(scope.key())
-        return 0 if index is None else len(index.entries)
+        return [] if index is None else index.questions.nearest(vector, k)
 
     def lookup_semantic(
         self, question: str, vector: Vector | None, scope: CacheScope
     ) -> CacheHit | CacheMiss:
-        """The semantic layer alone; it may run on a worker thread (the exact layer may not)."""
+        """The semantic layer alone."""
         index = self._scopes.get(scope.key())
         if vector is None or index is None:
             return CacheMiss()
         found = [
             (similarity, entry)
-            for similarity, entry in index.nearest(vector, self.policy.neighbours)
+            for similarity, entry in index.questions.nearest(vector, self.policy.neighbours)
             if self._fresh(entry)
         ]
         neighbours = [Neighbour(s, e.question, e.group) for s, e in found]
@@ -244,9 +204,9 @@ class ResponseCache:
         entry = CachedAnswer(question, answer, at, origin, group)
         layer = self._warm if origin == "warm" else self._exact
         layer[f"{scope.key()}|{normalize(question)}"] = entry
-        index.add(vector, entry)
-        if len(index.entries) > self._max_entries:
-            index.drop_oldest(max(1, self._max_entries // 10))
+        index.questions.add(vector, entry)
+        if len(index.questions) > self._max_entries:
+            index.questions.remove_oldest(max(1, self._max_entries // 10))
         self._stores += 1
         if self._stores % EXPIRE_EVERY == 0:
             self.expire()
@@ -273,7 +233,7 @@ class ResponseCache:
 
         dropped = 0
         for key in [k for k in self._scopes if stale(k)]:
-            dropped += len(self._scopes.pop(key).entries)
+            dropped += len(self._scopes.pop(key).questions)
         for layer in (self._exact, self._warm):
             for key in [k for k in layer if stale(k)]:
                 del layer[key]

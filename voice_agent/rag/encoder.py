@@ -109,19 +109,23 @@ class Encoder:
     def _choose_precision(self, forced: bool) -> None:
         import torch
 
-        def timed(model: Any) -> tuple[float, Vectors]:
-            self._forward(model, _PROBES[:1])  # first call pays one-off set-up
-            best = float("inf")
-            for _ in range(5):
-                started = time.perf_counter()
-                for probe in _PROBES:
-                    self._forward(model, [probe])
-                best = min(best, time.perf_counter() - started)
-            return best, self._forward(model, _PROBES)
+        def once(model: Any) -> float:
+            started = time.perf_counter()
+            for probe in _PROBES:
+                self._forward(model, [probe])
+            return time.perf_counter() - started
 
-        fp32_s, fp32_vectors = timed(self._model)
         bf16_model = copy.deepcopy(self._model).to(torch.bfloat16)
-        bf16_s, bf16_vectors = timed(bf16_model)
+        models = (self._model, bf16_model)
+        for model in models:
+            self._forward(model, _PROBES[:1])  # first call pays one-off set-up
+        # Alternate the two so that a CPU changing speed (turbo, other load) affects both alike.
+        fp32_s = bf16_s = float("inf")
+        for _ in range(6):
+            fp32_s = min(fp32_s, once(self._model))
+            bf16_s = min(bf16_s, once(bf16_model))
+        fp32_vectors = self._forward(self._model, _PROBES)
+        bf16_vectors = self._forward(bf16_model, _PROBES)
         agreement = float(np.min(np.sum(fp32_vectors * bf16_vectors, axis=1)))
         faster = fp32_s / bf16_s >= BF16_MIN_SPEEDUP
         if forced or (faster and agreement >= BF16_MIN_COSINE):
