@@ -31,7 +31,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np
 
 from voice_agent.cache_policy import CachePolicy
-from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
 from voice_agent.response_cache import CacheHit, CacheScope, ResponseCache
 
 CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "data_full.json"
@@ -99,6 +99,7 @@ def main() -> None:
     split = "val" if args.tune else "test"
     rows = [(t, i) for t, i in data[split]]
     random.Random(150).shuffle(rows)
+    single_threaded_blas()  # as the service does
     encoder = Encoder(load_sentence_model(), cache_size=0)
     vectors = encoder.encode_sync([t for t, _ in rows])
     print(

@@ -31,7 +31,7 @@ from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.quick_tier import QuickTier
 from voice_agent.rag.documents import load_documents
-from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.responder import ResponderChain
 from voice_agent.response_cache import CacheScope, ResponseCache
@@ -242,11 +242,13 @@ def build_service(
     """Load models, build indexes, warm up. Slow by design: the per-turn path only looks up.
     An `encoder` and `llm` handed in are shared with the caller, who closes them."""
     owns_encoder, owns_llm = encoder is None, llm is None
+    single_threaded_blas()
     flows = FlowLibrary.load(settings.flow_path, settings.default_flow)
     encoder = encoder or Encoder(
         load_sentence_model(),
         cache_size=settings.embedding_cache_size,
         precision=settings.encoder_precision,
+        threads=settings.encoder_threads,
     )
     knowledge = KnowledgeBase(encoder, top_k=settings.retrieval_top_k)
     documents = load_documents(settings.kb_path)

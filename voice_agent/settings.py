@@ -75,6 +75,7 @@ class Settings(BaseSettings):
         "VOICE_AGENT_ENCODER_PRECISION", default="auto"
     )
     embedding_cache_size: int = _env("VOICE_AGENT_EMBEDDING_CACHE_SIZE", default=10_000, ge=0)
+    encoder_threads: int = _env("VOICE_AGENT_ENCODER_THREADS", default=1, ge=1, le=64)
     history_turns: int = _env("VOICE_AGENT_HISTORY_TURNS", default=4, ge=0, le=50)
     flow_path: Path = _env("VOICE_AGENT_FLOW_PATH", default=BUNDLED_FLOWS_PATH)
     default_flow: str = _env("VOICE_AGENT_DEFAULT_FLOW", default="pharmacy", min_length=1)

