@@ -224,6 +224,10 @@ def main() -> None:
     for stage in ("embedding", "retrieval", "llm_first_token"):
         values = [t["server"][stage] for t in llm_turns if stage in t["server"]]
         print(row(f"server stage: {stage}", values))
+    for stage in ("quick", "cache"):  # every turn that reached the tier
+        values = [t["server"][stage] for t in turns if stage in t["server"]]
+        if values:
+            print(row(f"server stage: {stage} (all turns)", values))
     ratio = percentile([t["client_first_token_ms"] for t in llm_turns], 50) / percentile(direct, 50)
     print(f"\nfirst token, service p50 / model alone p50: {ratio:.2f}x")
     print(

@@ -275,3 +275,22 @@ def test_a_malformed_warm_file_is_refused_with_its_line(tmp_path: Path) -> None:
     warm_file.write_text('{"question": "q", "answer": "a"}\n{"question": "no answer"}\n')
     with pytest.raises(ConfigError, match=r"warm.jsonl:2: expected a JSON object"):
         read_warm_file(warm_file)
+
+
+async def test_explain_shows_the_caches_verdict_and_the_neighbours_it_judged(
+    cached: Callable[..., Service], running: Any
+) -> None:
+    service = cached(FakeLLM(tokens=DELIVERY))
+    async with running(service) as url:
+        async with call(url) as client:
+            await client.start()
+            await ask(client, service, "Do you deliver prescriptions?")
+        async with httpx.AsyncClient(base_url=url) as http:
+            hit = await http.post("/v1/explain", json={"text": "can you deliver my prescriptions"})
+            miss = await http.post("/v1/explain", json={"text": "where do I park"})
+    hit_cache, miss_cache = hit.json()["cache"], miss.json()["cache"]
+    assert hit.json()["served_by"] == "cache" and hit_cache["kind"] == "semantic"
+    assert hit_cache["stored_for"] == "Do you deliver prescriptions?"
+    assert hit_cache["neighbours"][0]["question"] == "Do you deliver prescriptions?"
+    assert miss.json()["served_by"] == "knowledge" and not miss_cache["hit"]
+    assert miss_cache["reason"] and miss_cache["neighbours"][0]["similarity"] < 0.88

@@ -7,8 +7,10 @@ from typing import Any
 
 import state_machine as sm
 from voice_agent.quick_tier import QuickTier, explain_decision
+from voice_agent.response_cache import CacheHit, CacheScope
 from voice_agent.service import Service
 from voice_agent.turn import TurnRecord
+from voice_agent.types import Vector
 
 
 class ExplainError(Exception):
@@ -59,6 +61,7 @@ async def explain(
         out["quick"] = explain_decision(quick_decision)
     else:
         out["quick"] = {"enabled": False}
+    out["cache"] = explain_cache(service, text, vector, flow.name, decision.state)
     record = TurnRecord("explain", 0)
     passages = await service.knowledge.retrieve(text, record, vector)
     out["knowledge"] = {
@@ -70,8 +73,39 @@ async def explain(
     }
     if quick is not None and out["quick"]["answer"] and decision.respond:
         out["served_by"] = "quick"
+    elif decision.respond and out["cache"].get("hit"):
+        out["served_by"] = "cache"
     elif decision.respond:
         out["served_by"] = "knowledge"
     else:
         out["served_by"] = "flow"
+    return out
+
+
+def explain_cache(
+    service: Service, text: str, vector: Vector, flow: str, state: str
+) -> dict[str, Any]:
+    """The cache's verdict in the state the utterance would be answered in, and the nearest
+    stored questions it judged."""
+    if service.cache is None:
+        return {"enabled": False}
+    cache = service.cache.cache
+    scope = CacheScope(flow, state, service.knowledge.fingerprint, service.settings.language)
+    result = cache.lookup(text, vector, scope)
+    out: dict[str, Any] = {
+        "hit": isinstance(result, CacheHit),
+        "neighbours": [
+            {
+                "question": e.question,
+                "answer": e.answer,
+                "similarity": round(s, 4),
+                "group": e.group,
+            }
+            for s, e in cache.nearest(vector, scope, cache.policy.neighbours)
+        ],
+    }
+    if isinstance(result, CacheHit):
+        out.update(kind=result.kind, answer=result.entry.answer, stored_for=result.entry.question)
+    else:
+        out["reason"] = result.reason
     return out
