@@ -40,6 +40,12 @@ class ExplainBody(BaseModel):
     state: str | None = None
 
 
+class QualityBody(BaseModel):
+    question: str = Field(min_length=1, max_length=2000)
+    answer: str = Field(min_length=1, max_length=8000)
+    context: str | list[str] | None = Field(default=None)
+
+
 class IngestBody(BaseModel):
     documents: list[IngestDocument] = Field(min_length=1, max_length=MAX_INGEST_DOCUMENTS)
 
@@ -93,6 +99,12 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             return await explain(app.state.service, body.text, body.flow, body.state)
         except ExplainError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+    @app.post("/v1/quality/score")
+    async def quality_score(body: QualityBody) -> dict[str, Any]:
+        """Why an answer scores what it scores: the total and each part."""
+        svc: Service = app.state.service
+        return await svc.score(body.question, body.answer, body.context)
 
     @app.post("/v1/admin/cache/flush")
     async def flush_cache() -> dict[str, object]:

@@ -18,7 +18,7 @@ _NUMBER_WORDS = frozenset(
     forty fifty hundred thousand first second third""".split()
 )
 # Words that carry no topic: a difference in them does not change the answer.
-_FILLER = frozenset(
+FILLER_WORDS = frozenset(
     """a an the and or but so if then than that this these those it its i i'm me my mine you
     your yours we our us they them their he she him her his is am are was were be been being
     do does did have has had will would shall should can could may might must to of in on at
@@ -43,7 +43,7 @@ def numbers(text: str) -> frozenset[str]:
 
 def topic_words(text: str) -> frozenset[str]:
     return frozenset(
-        w for w in words(text) if w not in _FILLER and w not in _NEGATION and not w.isdigit()
+        w for w in words(text) if w not in FILLER_WORDS and w not in _NEGATION and not w.isdigit()
     )
 
 

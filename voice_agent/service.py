@@ -29,6 +29,7 @@ from voice_agent.flows import FlowLibrary
 from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.llm.circuit_breaker import CircuitBreaker
+from voice_agent.quality import score_answer
 from voice_agent.quick_tier import QuickTier
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
@@ -105,6 +106,21 @@ class Service:
                 log.warning("cache flush did not reach Redis: %s", exc)
                 shared = f"unavailable: {exc}"
         return {"flushed": flushed, "shared": shared}
+
+    async def score(
+        self, question: str, answer: str, context: str | list[str] | None
+    ) -> dict[str, Any]:
+        """The quality score of an answer, with its parts (see quality.py)."""
+        texts = [context] if isinstance(context, str) else list(context or [])
+        passages = [p.strip() for text in texts for p in text.split("\n\n") if p.strip()]
+        vectors = await self.encoder.encode_many([question, answer, *passages])
+        result = score_answer(
+            answer,
+            vectors[0],
+            vectors[1],
+            list(zip(passages, vectors[2:], strict=True)) if context is not None else None,
+        )
+        return {"score": result.score, "parts": result.parts, "notes": result.notes}
 
     def cache_status(self) -> dict[str, object] | None:
         if self.cache is None:

@@ -1,0 +1,75 @@
+"""The quality score: each part moves the way it should, non-answers are capped, and
+POST /v1/quality/score explains a score with its parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from voice_agent.quality import QualityScore, score_answer, speech
+from voice_agent.rag.encoder import Encoder
+from voice_agent.service import Service
+
+pytestmark = pytest.mark.model
+
+QUESTION = "What time do you open on Saturday?"
+PASSAGE = "Maple Street Pharmacy opens at 9 AM on Saturdays and closes at 6 PM."
+
+
+def scored(
+    encoder: Encoder, answer: str, context: str | None = None, outcome: str = "answer"
+) -> QualityScore:
+    texts = [QUESTION, answer] + ([context] if context else [])
+    vectors = encoder.encode_sync(texts)
+    passages = [(context, vectors[2])] if context else None
+    return score_answer(answer, vectors[0], vectors[1], passages, outcome)
+
+
+def test_an_answer_to_the_question_outscores_an_answer_to_another(encoder: Encoder) -> None:
+    right = scored(encoder, "We open at 9 AM on Saturdays.")
+    wrong = scored(encoder, "Free parking is in the lot behind the building.")
+    assert right.score > 75 > wrong.score
+    assert right.parts["relevance"] > wrong.parts["relevance"]
+
+
+def test_a_made_up_hour_is_less_grounded_than_the_documented_one(encoder: Encoder) -> None:
+    true = scored(encoder, "We open at 9 AM on Saturdays.", PASSAGE)
+    made_up = scored(encoder, "We open at 7 AM on Saturdays.", PASSAGE)
+    assert true.parts["grounding"] > made_up.parts["grounding"]
+    assert true.score > made_up.score
+
+
+def test_answers_unfit_for_speech_lose_points() -> None:
+    assert speech("We open at 9 AM on Saturdays.") == (1.0, [])
+    fit, notes = speech("**Hours**: see https://example.com for hours hours hours hours hours")
+    assert fit < 0.5 and {"markdown", "link", "repeats itself"} <= set(notes)
+
+
+def test_fallbacks_and_timeouts_are_capped_low(encoder: Encoder) -> None:
+    line = "Sorry, I can't look that up right now. Could you ask me again in a moment?"
+    assert scored(encoder, line, outcome="fallback").score <= 20
+    assert scored(encoder, line, outcome="timeout").score <= 10
+
+
+async def test_the_score_endpoint_returns_the_score_and_its_parts(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    async with running(make_service()) as url, httpx.AsyncClient(base_url=url) as http:
+        grounded = await http.post(
+            "/v1/quality/score",
+            json={"question": QUESTION, "answer": "We open at 9 AM.", "context": PASSAGE},
+        )
+        plain = await http.post(
+            "/v1/quality/score", json={"question": QUESTION, "answer": "We open at 9 AM."}
+        )
+        bad = await http.post("/v1/quality/score", json={"question": QUESTION})
+    assert grounded.status_code == 200 and set(grounded.json()["parts"]) == {
+        "relevance",
+        "speech",
+        "grounding",
+    }
+    assert "grounding" not in plain.json()["parts"] and plain.json()["score"] > 75
+    assert bad.status_code == 422

@@ -1,0 +1,119 @@
+"""The quality score of one answer, 0 to 100, from parts that can each be explained.
+
+- **relevance**: does the answer speak to the question? The cosine similarity of their
+  embeddings (the shared all-MiniLM-L6-v2), through a logistic curve centred where right and
+  wrong answers to CLINC150 questions part (bench/quality_score.py).
+- **grounding**, when the answer was made from retrieved text: does the retrieved text support
+  it? The best similarity of the answer to a passage, and how many of the answer's numbers and
+  content words the passages contain (a made-up fee or hour has no support).
+- **speech**: is it fit to be spoken? Penalties for markdown, links, a length outside 2 to 60
+  words, and repeated phrases.
+
+Fallbacks and timeouts are capped low: the caller did not get an answer. Everything here is
+pure: vectors come from the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voice_agent.cache_guards import FILLER_WORDS, numbers, words
+from voice_agent.types import Vector
+
+# Relevance: logistic over question-answer cosine. Right and wrong answers part around 0.25
+# on CLINC150 (bench/quality_score.py prints both distributions).
+RELEVANCE_CENTRE = 0.25
+RELEVANCE_WIDTH = 0.07
+# Grounding: an answer sentence this similar to a passage counts as fully supported.
+GROUNDED_SIMILARITY = 0.7
+WEIGHTS_WITH_CONTEXT = {"relevance": 0.5, "grounding": 0.3, "speech": 0.2}
+WEIGHTS_WITHOUT_CONTEXT = {"relevance": 0.75, "speech": 0.25}
+CAPS = {"fallback": 20.0, "timeout": 10.0}  # the most a non-answer can score
+MAX_SPOKEN_WORDS = 60
+
+_MARKDOWN = re.compile(r"(\*\*|__|`|^#|^\s*[-*] |\|)", re.MULTILINE)
+_URL = re.compile(r"https?://|www\.", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityScore:
+    score: float
+    parts: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+def relevance(question: Vector, answer: Vector) -> float:
+    cosine = float(np.dot(question, answer))
+    return 1.0 / (1.0 + math.exp(-(cosine - RELEVANCE_CENTRE) / RELEVANCE_WIDTH))
+
+
+def grounding(answer: str, answer_vector: Vector, passages: Sequence[tuple[str, Vector]]) -> float:
+    """0 to 1: half from the answer's closeness to its best passage, half from how many of
+    its numbers and content words appear in the passages."""
+    if not passages:
+        return 0.0
+    best = max(float(np.dot(answer_vector, v)) for _, v in passages)
+    closeness = min(1.0, max(0.0, best / GROUNDED_SIMILARITY))
+    context = " ".join(text for text, _ in passages)
+    known = set(words(context))
+    facts = numbers(answer)
+    content = {w for w in words(answer) if w not in FILLER_WORDS and not w.isdigit()}
+    checks = [n in known for n in facts] + [w in known for w in content]
+    support = sum(checks) / len(checks) if checks else 1.0
+    # A number the passages do not contain is a made-up fact: it weighs double.
+    missing_numbers = sum(n not in known for n in facts)
+    support = max(0.0, support - 0.25 * missing_numbers)
+    return 0.5 * closeness + 0.5 * support
+
+
+def speech(answer: str) -> tuple[float, list[str]]:
+    notes = []
+    score = 1.0
+    count = len(answer.split())
+    if _MARKDOWN.search(answer):
+        score -= 0.4
+        notes.append("markdown")
+    if _URL.search(answer):
+        score -= 0.4
+        notes.append("link")
+    if count < 2:
+        score -= 0.5
+        notes.append("too short")
+    elif count > MAX_SPOKEN_WORDS:
+        score -= 0.3
+        notes.append(f"too long ({count} words)")
+    said = words(answer)
+    trigrams = [tuple(said[i : i + 3]) for i in range(len(said) - 2)]
+    if len(trigrams) != len(set(trigrams)):
+        score -= 0.3
+        notes.append("repeats itself")
+    return max(0.0, score), notes
+
+
+def score_answer(
+    answer: str,
+    question_vector: Vector,
+    answer_vector: Vector,
+    passages: Sequence[tuple[str, Vector]] | None = None,
+    outcome: str = "answer",
+) -> QualityScore:
+    """`passages` (text, vector) when the answer was generated from retrieved text; `outcome`
+    is "answer", "fallback" or "timeout"."""
+    parts = {"relevance": relevance(question_vector, answer_vector)}
+    fit, notes = speech(answer)
+    parts["speech"] = fit
+    if passages is not None:
+        parts["grounding"] = grounding(answer, answer_vector, passages)
+        weights = WEIGHTS_WITH_CONTEXT
+    else:
+        weights = WEIGHTS_WITHOUT_CONTEXT
+    total = 100.0 * sum(weights[name] * parts[name] for name in weights)
+    if outcome in CAPS:
+        total = min(total, CAPS[outcome])
+        notes.append(f"{outcome}: capped at {CAPS[outcome]:.0f}")
+    return QualityScore(round(total, 1), {k: round(v, 3) for k, v in parts.items()}, notes)
