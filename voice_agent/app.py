@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
                 "fingerprint": svc.knowledge.fingerprint,
             },
             "cache": svc.cache_status(),
+            "latency_ms": svc.latency.snapshot(),
             "flows": sorted(svc.flows.flows),
             "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,

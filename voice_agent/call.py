@@ -32,6 +32,7 @@ from voice_agent.events import (
 )
 from voice_agent.flows import FlowLibrary
 from voice_agent.tasks import TaskScope
+from voice_agent.telemetry import Telemetry, TurnEvent
 from voice_agent.turn import TurnRecord, now
 from voice_agent.types import Action, Budgets, Message, Responder, Source, TurnRequest, Vector
 
@@ -59,6 +60,7 @@ class CallDeps:
     flows: FlowLibrary
     intents: IntentMatcher
     embed: Embed
+    telemetry: Telemetry | None = None
 
 
 def _action(action: sm.Action) -> Action:
@@ -301,9 +303,9 @@ class CallSession:
             said.source = source
             out_detail.update(reply.detail)
             actions.extend(reply.actions)
-        await self._send(
-            Done(turn_id, said.content, source, decision.state, record.latency_ms(), out_detail)
-        )
+        latency = record.latency_ms()
+        await self._send(Done(turn_id, said.content, source, decision.state, latency, out_detail))
+        self._observe(record, decision.state, source, text, said.content, latency, out_detail)
         for action in actions:
             await self._send(ActionEvent(turn_id, action.name, action.params))
         if decision.respond and self.flow is not None and self.flow_state is not None:
@@ -314,6 +316,35 @@ class CallSession:
                 await self._deliver(self._record(None), decision, {"reason": decision.reason})
                 return
         await self._after_turn(decision, actions)
+
+    def _observe(
+        self,
+        record: TurnRecord,
+        state: str,
+        source: str,
+        question: str | None,
+        answer: str,
+        latency: dict[str, float],
+        detail: dict[str, Any],
+    ) -> None:
+        telemetry = self._deps.telemetry
+        if telemetry is None:
+            return
+        flow = self.flow.name if self.flow is not None else ""
+        telemetry.turn_served(
+            TurnEvent(
+                record.call_id,
+                record.turn_id,
+                flow,
+                state,
+                self._config.mode,
+                source,
+                question,
+                answer,
+                latency,
+                detail,
+            )
+        )
 
     def _tiers(self, decision: sm.Decision) -> tuple[str, ...]:
         """The state's tiers, less the fast ones when the optimizations are not serving."""

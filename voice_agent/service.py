@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from voice_agent.errors import ConfigError
 from voice_agent.flows import FlowLibrary
 from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
+from voice_agent.latency_tracker import LatencyTracker
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.quality import score_answer
 from voice_agent.quick_tier import QuickTier
@@ -38,6 +39,8 @@ from voice_agent.responder import ResponderChain
 from voice_agent.response_cache import CacheScope, ResponseCache
 from voice_agent.settings import LLMBackend, Settings
 from voice_agent.shared_cache import SharedCache, SharedCacheConfig
+from voice_agent.telemetry import Telemetry
+from voice_agent.telemetry_log import LogLines
 from voice_agent.types import Budgets, LLMClient, Tier
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ class Service:
     flows: FlowLibrary
     intents: IntentMatcher
     cache: CacheTier | None = None
+    latency: LatencyTracker = field(default_factory=LatencyTracker)
+    telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
@@ -70,9 +75,14 @@ class Service:
             cancel_wait_s=self.settings.cancel_wait_s,
         )
 
+    def __post_init__(self) -> None:
+        self.telemetry.observers.extend([self.latency, LogLines()])
+
     @property
     def call_deps(self) -> CallDeps:
-        return CallDeps(self.responder, self.flows, self.intents, self.encoder.embed)
+        return CallDeps(
+            self.responder, self.flows, self.intents, self.encoder.embed, self.telemetry
+        )
 
     async def start(self) -> None:
         """Start background work that needs the event loop (the shared cache's tasks)."""

@@ -1,0 +1,69 @@
+"""Turn telemetry: [LATENCY], [CACHE] and [TELEMETRY] lines per turn, sliding-window
+percentiles per source in /healthz, and an observer that fails without failing a turn."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from voice_agent.service import Service
+from voice_agent.telemetry import TurnEvent
+
+from .conftest import call
+from .fakes import FakeLLM, scaled
+
+pytestmark = pytest.mark.model
+
+
+def lines(caplog: pytest.LogCaptureFixture, tag: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(tag)]
+
+
+async def test_every_turn_logs_its_latency_cache_result_and_telemetry(
+    make_service: Callable[..., Service], running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="voice_agent.telemetry")
+    service = make_service(FakeLLM(), VOICE_AGENT_RESPONSE_CACHE=True)
+    async with running(service) as url:
+        async with call(url) as client:
+            await client.start(call_id="t-1")
+            await client.ask("hello there")
+            await client.ask("Do you deliver prescriptions?")
+            assert service.cache is not None and await service.cache.drain(scaled(5))
+            await client.ask("do you deliver prescriptions")
+        async with httpx.AsyncClient(base_url=url) as http:
+            health = (await http.get("/healthz")).json()
+    latency = lines(caplog, "[LATENCY]")
+    assert [line.split("source=")[1].split()[0] for line in latency] == ["quick", "llm", "cache"]
+    assert all("call=t-1" in line and "first_token_ms=" in line for line in latency)
+    assert "embedding_ms=" in latency[1] and "llm_first_token_ms=" in latency[1]
+    cache = lines(caplog, "[CACHE]")
+    assert "result=miss" in cache[0] and "result=hit kind=exact" in cache[1]
+    records = [json.loads(line.split(" ", 1)[1]) for line in lines(caplog, "[TELEMETRY]")]
+    assert [r["source"] for r in records] == ["quick", "llm", "cache"]
+    assert records[1]["question"] == "Do you deliver prescriptions?" and records[1]["answer"]
+    assert set(health["latency_ms"]) == {"quick", "llm", "cache"}
+    assert health["latency_ms"]["llm"]["first_token"]["count"] == 1
+
+
+class Broken:
+    def turn_served(self, event: TurnEvent) -> None:
+        raise RuntimeError("exporter down")
+
+
+async def test_a_failing_observer_does_not_fail_the_turn(
+    make_service: Callable[..., Service], running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = make_service(FakeLLM())
+    service.telemetry.observers.insert(0, Broken())
+    async with running(service) as url, call(url) as client:
+        await client.start()
+        done = (await client.ask("Do you deliver prescriptions?"))[-1]
+    assert done["source"] == "llm" and done["text"]
+    assert "telemetry observer Broken failed" in caplog.text
+    assert service.latency.snapshot()["llm"]["total"]["count"] == 1

@@ -1,0 +1,47 @@
+"""Turn telemetry: one event per finished turn, handed to every observer. Observers measure
+and export; they never change what a call does, and a failing observer never fails a turn.
+
+The one verb is `turn_served`. Trackers (latency_tracker.py), the log lines (telemetry_log.py)
+and, later, exporters subscribe to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEvent:
+    call_id: str
+    turn_id: int
+    flow: str
+    state: str
+    mode: str
+    source: str  # quick, cache, llm, fallback, flow
+    question: str | None  # the caller's words, when the turn answered some
+    answer: str
+    latency_ms: Mapping[str, float]
+    detail: Mapping[str, Any]
+    at: float = field(default_factory=time.time)
+
+
+class TurnObserver(Protocol):
+    def turn_served(self, event: TurnEvent) -> None: ...
+
+
+class Telemetry:
+    def __init__(self, observers: Sequence[TurnObserver] = ()) -> None:
+        self.observers = list(observers)
+
+    def turn_served(self, event: TurnEvent) -> None:
+        for observer in self.observers:
+            try:
+                observer.turn_served(event)
+            except Exception:  # boundary: telemetry must never take a turn down with it
+                log.exception("telemetry observer %s failed", type(observer).__name__)

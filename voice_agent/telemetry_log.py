@@ -1,0 +1,46 @@
+"""Structured log lines per turn: `[LATENCY]` (timings), `[CACHE]` (hit or miss, for turns the
+cache saw) and `[TELEMETRY]` (everything measured, as one JSON object)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from voice_agent.telemetry import TurnEvent
+
+log = logging.getLogger("voice_agent.telemetry")
+
+
+def _pairs(values: dict[str, object]) -> str:
+    return " ".join(f"{key}={value}" for key, value in values.items())
+
+
+class LogLines:
+    def turn_served(self, event: TurnEvent) -> None:
+        head = {
+            "call": event.call_id,
+            "turn": event.turn_id,
+            "source": event.source,
+            "flow": event.flow,
+            "state": event.state,
+            "mode": event.mode,
+        }
+        timings = {f"{k}_ms": v for k, v in event.latency_ms.items()}
+        log.info("[LATENCY] %s", _pairs({**head, **timings}))
+        cache = event.detail.get("cache")
+        if isinstance(cache, dict):
+            if "miss" in cache:
+                miss = cache["miss"]
+                log.info("[CACHE] %s", _pairs({**head, "result": "miss", **miss}))
+            else:
+                fields = {k: cache[k] for k in ("kind", "similarity", "age_s") if k in cache}
+                log.info("[CACHE] %s", _pairs({**head, "result": "hit", **fields}))
+        record = {
+            **head,
+            "at": round(event.at, 3),
+            "question": event.question,
+            "answer": event.answer,
+            "latency_ms": dict(event.latency_ms),
+            "detail": dict(event.detail),
+        }
+        log.info("[TELEMETRY] %s", json.dumps(record, separators=(",", ":"), default=str))
