@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, WebSocket
+from fastapi import FastAPI, Header, HTTPException, WebSocket
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -17,6 +17,7 @@ from voice_agent.call import CallSession
 from voice_agent.errors import KnowledgeBaseError, ProtocolError
 from voice_agent.events import AgentEvent, Ended
 from voice_agent.explain import ExplainError, explain
+from voice_agent.flags import FlagError, FlagsPatch
 from voice_agent.frontends import native
 from voice_agent.rag.documents import Document
 from voice_agent.service import Service, build_service
@@ -106,6 +107,25 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         """Why an answer scores what it scores: the total and each part."""
         svc: Service = app.state.service
         return await svc.score(body.question, body.answer, body.context)
+
+    @app.get("/v1/admin/flags")
+    async def get_flags() -> dict[str, Any]:
+        svc: Service = app.state.service
+        assert svc.flags is not None
+        return svc.flags.as_dict()
+
+    @app.patch("/v1/admin/flags")
+    async def patch_flags(
+        patch: FlagsPatch, x_actor: str | None = Header(default=None, max_length=200)
+    ) -> dict[str, Any]:
+        """Change flags from the next turn on; `X-Actor` names who did it in the audit log."""
+        svc: Service = app.state.service
+        assert svc.flags is not None
+        try:
+            svc.flags.change(patch, who=x_actor or "unknown")
+        except FlagError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        return svc.flags.as_dict()
 
     @app.post("/v1/admin/cache/flush")
     async def flush_cache() -> dict[str, object]:

@@ -30,6 +30,7 @@ from voice_agent.events import (
     Ready,
     Utterance,
 )
+from voice_agent.flags import FlagStore
 from voice_agent.flows import FlowLibrary
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry import Telemetry, TurnEvent
@@ -61,6 +62,7 @@ class CallDeps:
     intents: IntentMatcher
     embed: Embed
     telemetry: Telemetry | None = None
+    flags: FlagStore | None = None  # run-time flags; without, the config's mode and budgets
 
 
 def _action(action: sm.Action) -> Action:
@@ -146,7 +148,7 @@ class CallSession:
                 self._context[str(key)] = str(value)
                 self._metadata.append(str(value))
         self.flow_state, decision = sm.start(flow, self._context)
-        await self._send(Ready(self.call_id, self.state, self._config.mode))
+        await self._send(Ready(self.call_id, self.state, self.mode))
         if decision.say or decision.actions:
             self._spawn(self._deliver(self._record(None), decision, {"reason": "start"}))
         else:
@@ -235,6 +237,11 @@ class CallSession:
 
     def _budgets(self, decision: sm.Decision) -> Budgets:
         base, own = self._config.budgets, decision.budgets
+        flags = self._deps.flags
+        if flags is not None:
+            base = Budgets(
+                flags.current.first_token_budget_s, base.stall_s, flags.current.llm_timeout_s
+            )
         return Budgets(
             first_token_s=own.first_token_budget_s or base.first_token_s,
             stall_s=own.stall_timeout_s or base.stall_s,
@@ -337,7 +344,7 @@ class CallSession:
                 record.turn_id,
                 flow,
                 state,
-                self._config.mode,
+                self.mode,
                 source,
                 question,
                 answer,
@@ -346,11 +353,27 @@ class CallSession:
             )
         )
 
+    @property
+    def mode(self) -> str:
+        """This call's mode now: the flags are read on every turn."""
+        flags = self._deps.flags
+        if flags is None:
+            return self._config.mode
+        return flags.current.mode_for(self.call_id or "")
+
     def _tiers(self, decision: sm.Decision) -> tuple[str, ...]:
-        """The state's tiers, less the fast ones when the optimizations are not serving."""
-        if self._config.mode == "enabled":
-            return tuple(decision.tiers)
-        return tuple(t for t in decision.tiers if t not in ("quick", "cache"))
+        """The state's tiers, less the fast ones when the optimizations are not serving or
+        are switched off."""
+        off = set()
+        if self.mode != "enabled":
+            off |= {"quick", "cache"}
+        flags = self._deps.flags
+        if flags is not None:
+            if not flags.current.quick_responses:
+                off.add("quick")
+            if not flags.current.response_cache:
+                off.add("cache")
+        return tuple(t for t in decision.tiers if t not in off)
 
     async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:
         ending = [END_REASONS[a.name] for a in actions if a.name in END_REASONS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from voice_agent.cache_warming import (
 )
 from voice_agent.call import CallConfig, CallDeps
 from voice_agent.errors import ConfigError
+from voice_agent.flags import Flags, FlagStore
 from voice_agent.flows import FlowLibrary
 from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
@@ -59,6 +60,7 @@ class Service:
     flows: FlowLibrary
     intents: IntentMatcher
     cache: CacheTier | None = None
+    flags: FlagStore | None = None
     latency: LatencyTracker = field(default_factory=LatencyTracker)
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
@@ -77,11 +79,25 @@ class Service:
 
     def __post_init__(self) -> None:
         self.telemetry.observers.extend([self.latency, LogLines()])
+        if self.flags is None:
+            self.flags = FlagStore(initial_flags(self.settings), self.settings.audit_log)
+        if self.cache is not None:
+            cache = self.cache.cache
+
+            def follow_threshold(flags: Flags) -> None:
+                cache.policy = replace(cache.policy, threshold=flags.cache_threshold)
+
+            self.flags.on_change(follow_threshold)
 
     @property
     def call_deps(self) -> CallDeps:
         return CallDeps(
-            self.responder, self.flows, self.intents, self.encoder.embed, self.telemetry
+            self.responder,
+            self.flows,
+            self.intents,
+            self.encoder.embed,
+            self.telemetry,
+            self.flags,
         )
 
     async def start(self) -> None:
@@ -165,6 +181,18 @@ class Service:
                 await result
         if self.owns_encoder:
             await self.encoder.aclose()
+
+
+def initial_flags(settings: Settings) -> Flags:
+    return Flags(
+        mode=settings.mode.value,
+        rollout_percent=settings.rollout_percent,
+        quick_responses=settings.quick_responses_enabled,
+        response_cache=settings.response_cache_enabled,
+        cache_threshold=settings.cache_threshold,
+        first_token_budget_s=settings.first_token_budget_s,
+        llm_timeout_s=settings.llm_timeout_s,
+    )
 
 
 def build_llm(settings: Settings) -> LLMClient:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     host: str = _env("VOICE_AGENT_HOST", default="127.0.0.1")
     port: int = _env("VOICE_AGENT_PORT", default=8000, ge=0, le=65535)
     mode: Mode = _env("LATENCY_OPTIMIZATION_MODE", default=Mode.ENABLED)
+    rollout_percent: float = _env("OPTIMIZATION_ROLLOUT_PERCENT", default=100, ge=0, le=100)
+    audit_log: Path | None = _env("VOICE_AGENT_AUDIT_LOG", default=Path("voice-agent-audit.jsonl"))
 
     llm_backend: LLMBackend = _env("VOICE_AGENT_LLM_BACKEND", default=LLMBackend.LOCAL)
     llm_model: str = _env("VOICE_AGENT_LLM_MODEL", default="")

@@ -1,0 +1,65 @@
+"""Run-time flags: PATCH /v1/admin/flags changes the path of the very next turn, is audited
+(when, who, old, new), refuses inconsistent changes, and the rollout percent splits calls
+stably between enabled and shadow."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from voice_agent.flags import Flags
+from voice_agent.service import Service
+
+from .conftest import call
+from .fakes import FakeLLM
+
+pytestmark = pytest.mark.model
+
+
+async def test_a_flag_change_takes_the_very_next_turn_and_is_audited(
+    make_service: Callable[..., Service], running: Any, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    service = make_service(FakeLLM(), VOICE_AGENT_AUDIT_LOG=str(audit))
+    async with running(service) as url, httpx.AsyncClient(base_url=url) as http:
+        async with call(url) as client:
+            await client.start()
+            before = (await client.ask("hello there"))[-1]
+            response = await http.patch(
+                "/v1/admin/flags", json={"mode": "disabled"}, headers={"X-Actor": "oncall-ana"}
+            )
+            after = (await client.ask("hello there"))[-1]
+            await http.patch("/v1/admin/flags", json={"mode": "enabled", "quick_responses": False})
+            no_quick = (await client.ask("hello there"))[-1]
+        flags = (await http.get("/v1/admin/flags")).json()
+        refused = await http.patch(
+            "/v1/admin/flags", json={"first_token_budget_s": 9, "llm_timeout_s": 3}
+        )
+        unknown = await http.patch("/v1/admin/flags", json={"turbo": True})
+    assert response.status_code == 200 and response.json()["mode"] == "disabled"
+    assert (before["source"], after["source"], no_quick["source"]) == ("quick", "llm", "llm")
+    assert flags["mode"] == "enabled" and flags["quick_responses"] is False
+    assert refused.status_code == 422 and "first_token_budget_s" in refused.text
+    assert unknown.status_code == 422
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["who"], e["old"], e["new"]) for e in lines] == [
+        ("oncall-ana", {"mode": "enabled"}, {"mode": "disabled"}),
+        ("unknown", {"mode": "disabled", "quick_responses": True},
+         {"mode": "enabled", "quick_responses": False}),
+    ]  # fmt: skip
+    assert all(isinstance(e["at"], float) for e in lines)
+
+
+def test_the_rollout_sends_a_stable_share_of_calls_to_enabled() -> None:
+    flags = Flags("enabled", 25, True, True, 0.88, 0.8, 3.0)
+    calls = [f"call-{i}" for i in range(2000)]
+    modes = [flags.mode_for(c) for c in calls]
+    assert 0.22 < modes.count("enabled") / len(calls) < 0.28
+    assert set(modes) == {"enabled", "shadow"}
+    assert modes == [flags.mode_for(c) for c in calls]  # stable per call
+    assert Flags("disabled", 25, True, True, 0.88, 0.8, 3.0).mode_for("call-1") == "disabled"
