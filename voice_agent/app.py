@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             },
             "cache": svc.cache_status(),
             "latency_ms": svc.latency.snapshot(),
+            "quality": svc.quality.snapshot() if svc.quality is not None else None,
             "flows": sorted(svc.flows.flows),
             "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,

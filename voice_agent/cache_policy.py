@@ -67,6 +67,8 @@ def decide(
             return Verdict(None, "too few close neighbours agree", mass)
         if nearest.similarity - rival < policy.agree_gap:
             return Verdict(None, "a neighbour with another answer is as close", mass)
+    elif not agreeing or agreeing[0] != 0:
+        agreeing.insert(0, 0)  # at the threshold the nearest serves by itself, floor or not
     refused = "no neighbour close enough"
     # Serve the closest agreeing question that no near-miss guard refuses: "my card hasn't
     # arrived" may still match a stored "card not arrived yet" below a refused "card arrived".

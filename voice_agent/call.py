@@ -264,6 +264,7 @@ class CallSession:
         spoken: list[str] = []
         source: Source = "flow"
         out_detail: dict[str, Any] = {"flow": detail}
+        context: list[str] = []
         actions = [_action(a) for a in decision.actions]
 
         async def speak(piece: str, starts_part: bool = False) -> None:
@@ -309,10 +310,13 @@ class CallSession:
             source = reply.source
             said.source = source
             out_detail.update(reply.detail)
+            context = reply.context
             actions.extend(reply.actions)
         latency = record.latency_ms()
         await self._send(Done(turn_id, said.content, source, decision.state, latency, out_detail))
-        self._observe(record, decision.state, source, text, said.content, latency, out_detail)
+        self._observe(
+            record, decision.state, source, text, said.content, latency, out_detail, context
+        )
         for action in actions:
             await self._send(ActionEvent(turn_id, action.name, action.params))
         if decision.respond and self.flow is not None and self.flow_state is not None:
@@ -333,6 +337,7 @@ class CallSession:
         answer: str,
         latency: dict[str, float],
         detail: dict[str, Any],
+        context: list[str],
     ) -> None:
         telemetry = self._deps.telemetry
         if telemetry is None:
@@ -350,6 +355,7 @@ class CallSession:
                 answer,
                 latency,
                 detail,
+                tuple(context),
             )
         )
 

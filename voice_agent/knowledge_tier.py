@@ -66,6 +66,7 @@ class KnowledgeTier:
         record = request.record
         passages = await self._retriever.retrieve(request.text, record, request.vector)
         reply.detail["passages"] = [p.doc_id for p in passages]
+        reply.context = [p.text for p in passages[: cfg.prompt_passages]]
         messages = build_messages(
             business=cfg.business,
             task=request.task,

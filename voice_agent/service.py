@@ -25,13 +25,14 @@ from voice_agent.cache_warming import (
 )
 from voice_agent.call import CallConfig, CallDeps
 from voice_agent.errors import ConfigError
-from voice_agent.flags import Flags, FlagStore
+from voice_agent.flags import Flags, FlagsPatch, FlagStore
 from voice_agent.flows import FlowLibrary
 from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.latency_tracker import LatencyTracker
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.quality import score_answer
+from voice_agent.quality_tracker import QualityAlert, QualityTracker
 from voice_agent.quick_tier import QuickTier
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
@@ -62,6 +63,7 @@ class Service:
     cache: CacheTier | None = None
     flags: FlagStore | None = None
     latency: LatencyTracker = field(default_factory=LatencyTracker)
+    quality: QualityTracker | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
@@ -78,9 +80,20 @@ class Service:
         )
 
     def __post_init__(self) -> None:
-        self.telemetry.observers.extend([self.latency, LogLines()])
+        settings = self.settings
         if self.flags is None:
-            self.flags = FlagStore(initial_flags(self.settings), self.settings.audit_log)
+            self.flags = FlagStore(initial_flags(settings), settings.audit_log)
+        if self.quality is None:
+            self.quality = QualityTracker(
+                self.encoder.encode_many,
+                settings.quality_baseline_score,
+                settings.quality_alert_threshold,
+                window=settings.quality_window_turns,
+                min_turns=min(10, settings.quality_window_turns),
+            )
+        if settings.auto_rollback:
+            self.quality.listeners.append(self._roll_back)
+        self.telemetry.observers.extend([self.latency, LogLines(), self.quality])
         if self.cache is not None:
             cache = self.cache.cache
 
@@ -99,6 +112,22 @@ class Service:
             self.telemetry,
             self.flags,
         )
+
+    def _roll_back(self, alert: QualityAlert) -> None:
+        """The fast path's answers got poor: serve the LLM path (shadow) until an engineer
+        switches back. The audit log says why."""
+        assert self.flags is not None and self.quality is not None
+        if alert.status != "poor" or alert.source not in ("quick", "cache"):
+            return
+        if self.flags.current.mode != "enabled":
+            return
+        why = (
+            f"auto-rollback: {alert.source} answers poor (mean {alert.mean} over "
+            f"{alert.window} turns, baseline {self.quality.baseline})"
+        )
+        self.flags.change(FlagsPatch(mode="shadow"), who=why)
+        self.quality.reset(alert.source)
+        log.warning("[QUALITY_ALERT] switched to shadow: %s", why)
 
     async def start(self) -> None:
         """Start background work that needs the event loop (the shared cache's tasks)."""
@@ -170,6 +199,8 @@ class Service:
         )
 
     async def aclose(self) -> None:
+        if self.quality is not None:
+            await self.quality.drain(1.0)
         if self.cache is not None:
             await self.cache.drain(1.0)
             if self.cache.shared is not None:

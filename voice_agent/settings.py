@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     language: str = _env("VOICE_AGENT_LANGUAGE", default="en", min_length=2)
     quality_baseline_score: float = _env("QUALITY_BASELINE_SCORE", default=75, ge=0, le=100)
     quality_alert_threshold: float = _env("QUALITY_ALERT_THRESHOLD", default=5, ge=0, le=100)
+    quality_window_turns: int = _env("QUALITY_WINDOW_TURNS", default=50, ge=1)
+    auto_rollback: bool = _env("VOICE_AGENT_AUTO_ROLLBACK", default=True)
     redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)
     redis_timeout_s: float = _env("VOICE_AGENT_REDIS_TIMEOUT_S", default=0.5, gt=0)
 

@@ -28,6 +28,7 @@ class TurnEvent:
     answer: str
     latency_ms: Mapping[str, float]
     detail: Mapping[str, Any]
+    context: Sequence[str] = ()  # retrieved text an LLM answer was made from
     at: float = field(default_factory=time.time)
 
 

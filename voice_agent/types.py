@@ -86,6 +86,7 @@ class Reply:
     detail: dict[str, Any] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
     answer: str | None = None  # the answer proper, set once it was generated in full
+    context: list[str] = field(default_factory=list)  # the retrieved text the answer is made from
 
 
 class Tier(Protocol):

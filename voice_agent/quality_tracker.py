@@ -1,0 +1,142 @@
+"""The quality tracker: every answer the tiers served is scored (quality.py) in the background,
+logged as a `[QUALITY]` line, and rolled up per response source over a sliding window.
+
+A source's status is `good` while its window's mean stays within `alert_threshold` points of
+`baseline`, `degraded` within twice that, `poor` below. Each step down logs
+`[QUALITY_ALERT]` and tells the listeners (automatic rollback acts on `poor`). Scoring needs the
+answer's embedding, so it runs off the turn, after the answer was sent; when too many scores
+are waiting, new turns are not scored rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from voice_agent.quality import score_answer
+from voice_agent.rag.encoder import Vectors
+from voice_agent.tasks import TaskScope
+from voice_agent.telemetry import TurnEvent
+
+log = logging.getLogger("voice_agent.telemetry")
+
+Status = Literal["good", "degraded", "poor"]
+_RANK: dict[Status, int] = {"good": 0, "degraded": 1, "poor": 2}
+SCORED_SOURCES = ("quick", "cache", "llm", "fallback")
+MAX_PENDING = 32
+EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
+
+
+@dataclass(frozen=True, slots=True)
+class QualityAlert:
+    source: str
+    status: Status
+    mean: float
+    window: int
+
+
+class QualityTracker:
+    def __init__(
+        self,
+        encode: EncodeMany,
+        baseline: float,
+        alert_threshold: float,
+        window: int = 50,
+        min_turns: int = 10,
+    ) -> None:
+        self.baseline = baseline
+        self.alert_threshold = alert_threshold
+        self._encode = encode
+        self._window = window
+        self._min_turns = min_turns  # fewer scores than this say nothing yet
+        self._scores: dict[str, deque[float]] = {}
+        self._status: dict[str, Status] = {}
+        self._tasks = TaskScope("quality")
+        self.listeners: list[Callable[[QualityAlert], None]] = []
+
+    def turn_served(self, event: TurnEvent) -> None:
+        if event.source not in SCORED_SOURCES or not event.question or not event.answer:
+            return
+        if self._tasks.running >= MAX_PENDING:
+            log.warning("quality scoring is behind; turn %s not scored", event.turn_id)
+            return
+        self._tasks.spawn(self._score(event), name=f"score-{event.call_id}-{event.turn_id}")
+
+    async def _score(self, event: TurnEvent) -> None:
+        assert event.question is not None
+        context = list(event.context) if event.source == "llm" else []
+        vectors = await self._encode([event.question, event.answer, *context])
+        reason = str(event.detail.get("reason", ""))
+        outcome = "timeout" if reason.startswith("timeout") else "fallback"
+        result = score_answer(
+            event.answer,
+            vectors[0],
+            vectors[1],
+            list(zip(context, vectors[2:], strict=True)) if context else None,
+            outcome if event.source == "fallback" else "answer",
+        )
+        parts = " ".join(f"{k}={v}" for k, v in result.parts.items())
+        notes = f" notes={';'.join(result.notes)}" if result.notes else ""
+        log.info(
+            "[QUALITY] call=%s turn=%s source=%s state=%s mode=%s score=%s %s%s",
+            event.call_id,
+            event.turn_id,
+            event.source,
+            event.state,
+            event.mode,
+            result.score,
+            parts,
+            notes,
+        )
+        self.record(event.source, result.score)
+
+    def record(self, source: str, score: float) -> None:
+        scores = self._scores.get(source)
+        if scores is None:
+            scores = self._scores[source] = deque(maxlen=self._window)
+        scores.append(score)
+        if len(scores) < self._min_turns:
+            return
+        mean = sum(scores) / len(scores)
+        status = self._judge(mean)
+        before = self._status.get(source, "good")
+        self._status[source] = status
+        if _RANK[status] > _RANK[before]:  # each step down is told: degraded, then poor
+            alert = QualityAlert(source, status, round(mean, 1), len(scores))
+            log.warning(
+                "[QUALITY_ALERT] source=%s status=%s mean=%s baseline=%s window=%d",
+                source,
+                status,
+                alert.mean,
+                self.baseline,
+                len(scores),
+            )
+            for listener in self.listeners:
+                listener(alert)
+
+    def _judge(self, mean: float) -> Status:
+        drop = self.baseline - mean
+        if drop <= self.alert_threshold:
+            return "good"
+        return "degraded" if drop <= 2 * self.alert_threshold else "poor"
+
+    def reset(self, source: str) -> None:
+        """Start a source's window afresh (after a rollback, the old scores say nothing)."""
+        self._scores.pop(source, None)
+        self._status.pop(source, None)
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        return {
+            source: {
+                "status": self._status.get(source, "good"),
+                "mean": round(sum(scores) / len(scores), 1),
+                "scored": len(scores),
+            }
+            for source, scores in sorted(self._scores.items())
+        }
+
+    async def drain(self, wait_s: float) -> bool:
+        return await self._tasks.wait(wait_s)
