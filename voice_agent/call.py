@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import state_machine as sm
@@ -35,7 +35,16 @@ from voice_agent.flows import FlowLibrary
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry import Telemetry, TurnEvent
 from voice_agent.turn import TurnRecord, now
-from voice_agent.types import Action, Budgets, Message, Responder, Source, TurnRequest, Vector
+from voice_agent.types import (
+    Action,
+    Budgets,
+    Message,
+    Responder,
+    Source,
+    TurnRequest,
+    Vector,
+    WouldBe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ Send = Callable[[AgentEvent], Awaitable[None]]
 Embed = Callable[[str], Awaitable[Vector]]
 
 END_REASONS = {"hangup": "agent_hangup", "transfer": "transfer"}
+FAST_TIERS = ("quick", "cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +275,7 @@ class CallSession:
         source: Source = "flow"
         out_detail: dict[str, Any] = {"flow": detail}
         context: list[str] = []
+        would_be: WouldBe | None = None
         actions = [_action(a) for a in decision.actions]
 
         async def speak(piece: str, starts_part: bool = False) -> None:
@@ -299,6 +310,7 @@ class CallSession:
                 flow=self.flow.name if self.flow is not None else "",
                 private=(*slots.values(), *self._metadata),
             )
+            shadow_task = self._shadow(request, decision)
             reply = await self._deps.responder.respond(request)
             said.source = reply.source  # set now: a cut-off answer stays in the history
             first = True
@@ -312,10 +324,22 @@ class CallSession:
             out_detail.update(reply.detail)
             context = reply.context
             actions.extend(reply.actions)
+            if shadow_task is not None:
+                done, _ = await asyncio.wait({shadow_task}, timeout=self._config.cancel_wait_s)
+                if done and not shadow_task.cancelled() and shadow_task.exception() is None:
+                    would_be = shadow_task.result()
         latency = record.latency_ms()
         await self._send(Done(turn_id, said.content, source, decision.state, latency, out_detail))
         self._observe(
-            record, decision.state, source, text, said.content, latency, out_detail, context
+            record,
+            decision.state,
+            source,
+            text,
+            said.content,
+            latency,
+            out_detail,
+            context,
+            would_be,
         )
         for action in actions:
             await self._send(ActionEvent(turn_id, action.name, action.params))
@@ -338,6 +362,7 @@ class CallSession:
         latency: dict[str, float],
         detail: dict[str, Any],
         context: list[str],
+        would_be: WouldBe | None,
     ) -> None:
         telemetry = self._deps.telemetry
         if telemetry is None:
@@ -356,6 +381,7 @@ class CallSession:
                 latency,
                 detail,
                 tuple(context),
+                would_be,
             )
         )
 
@@ -367,19 +393,34 @@ class CallSession:
             return self._config.mode
         return flags.current.mode_for(self.call_id or "")
 
-    def _tiers(self, decision: sm.Decision) -> tuple[str, ...]:
-        """The state's tiers, less the fast ones when the optimizations are not serving or
-        are switched off."""
-        off = set()
-        if self.mode != "enabled":
-            off |= {"quick", "cache"}
+    def _switched_off(self) -> set[str]:
         flags = self._deps.flags
+        off = set()
         if flags is not None:
             if not flags.current.quick_responses:
                 off.add("quick")
             if not flags.current.response_cache:
                 off.add("cache")
+        return off
+
+    def _tiers(self, decision: sm.Decision) -> tuple[str, ...]:
+        """The state's tiers, less the fast ones when the optimizations are not serving or
+        are switched off."""
+        off = self._switched_off()
+        if self.mode != "enabled":
+            off |= set(FAST_TIERS)
         return tuple(t for t in decision.tiers if t not in off)
+
+    def _shadow(self, request: TurnRequest, decision: sm.Decision) -> asyncio.Task[Any] | None:
+        """In shadow mode, ask the fast tiers what they would answer, beside the served path."""
+        if self.mode != "shadow":
+            return None
+        fast = tuple(t for t in decision.tiers if t in FAST_TIERS and t not in self._switched_off())
+        if not fast:
+            return None
+        request.shadow = True  # the served path lets the cache learn
+        probe = replace(request, tiers=fast, record=TurnRecord(request.call_id, request.turn_id))
+        return self._tasks.spawn(self._deps.responder.would_be(probe), name="shadow")
 
     async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:
         ending = [END_REASONS[a.name] for a in actions if a.name in END_REASONS]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol, runtime_checkable
 
-from voice_agent.types import Reply, Tier, TurnRequest
+from voice_agent.turn import now
+from voice_agent.types import Reply, Tier, TurnRequest, WouldBe
 
 
 async def say(text: str) -> AsyncGenerator[str, None]:
@@ -48,11 +49,28 @@ class ResponderChain:
             detail={"reason": "no_tier_answered", "passed": passed},
         )
 
+    async def would_be(self, request: TurnRequest) -> WouldBe | None:
+        """What the tiers allowed by `request.tiers` would answer, without serving it (shadow
+        mode). Only tiers that answer at once belong there: their reply is read to its end."""
+        started = now()
+        for tier in self.tiers:
+            if request.tiers is None or tier.name not in request.tiers:
+                continue
+            reply = await tier.respond(request)
+            if reply is not None:
+                text = "".join([piece async for piece in reply.pieces])
+                return WouldBe(reply.source, text, round((now() - started) * 1000, 3))
+        return None
+
     def _followed(self, request: TurnRequest, reply: Reply, answering: Tier) -> Reply:
         allowed = request.tiers
         for tier in self.tiers:
             if tier is answering:
                 break
-            if isinstance(tier, Follower) and (allowed is None or tier.name in allowed):
+            # In shadow mode the fast tiers do not serve, but they still learn (the cache
+            # stores answers), so that what they would have served can be measured.
+            if isinstance(tier, Follower) and (
+                allowed is None or tier.name in allowed or request.shadow
+            ):
                 reply = tier.follow(request, reply)
         return reply

@@ -40,6 +40,7 @@ from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.responder import ResponderChain
 from voice_agent.response_cache import CacheScope, ResponseCache
 from voice_agent.settings import LLMBackend, Settings
+from voice_agent.shadow_recorder import ShadowRecorder
 from voice_agent.shared_cache import SharedCache, SharedCacheConfig
 from voice_agent.telemetry import Telemetry
 from voice_agent.telemetry_log import LogLines
@@ -64,6 +65,7 @@ class Service:
     flags: FlagStore | None = None
     latency: LatencyTracker = field(default_factory=LatencyTracker)
     quality: QualityTracker | None = None
+    shadow: ShadowRecorder = field(init=False)
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
@@ -93,7 +95,8 @@ class Service:
             )
         if settings.auto_rollback:
             self.quality.listeners.append(self._roll_back)
-        self.telemetry.observers.extend([self.latency, LogLines(), self.quality])
+        self.shadow = ShadowRecorder(self.encoder.encode_many)
+        self.telemetry.observers.extend([self.latency, LogLines(), self.quality, self.shadow])
         if self.cache is not None:
             cache = self.cache.cache
 
@@ -201,6 +204,7 @@ class Service:
     async def aclose(self) -> None:
         if self.quality is not None:
             await self.quality.drain(1.0)
+        await self.shadow.drain(1.0)
         if self.cache is not None:
             await self.cache.drain(1.0)
             if self.cache.shared is not None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from voice_agent.types import WouldBe
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,7 @@ class TurnEvent:
     latency_ms: Mapping[str, float]
     detail: Mapping[str, Any]
     context: Sequence[str] = ()  # retrieved text an LLM answer was made from
+    would_be: WouldBe | None = None  # shadow mode: what the fast tiers would have answered
     at: float = field(default_factory=time.time)
 
 

@@ -43,4 +43,10 @@ class LogLines:
             "latency_ms": dict(event.latency_ms),
             "detail": dict(event.detail),
         }
+        if event.would_be is not None:
+            record["would_be"] = {
+                "source": event.would_be.source,
+                "answer": event.would_be.answer,
+                "latency_ms": event.would_be.latency_ms,
+            }
         log.info("[TELEMETRY] %s", json.dumps(record, separators=(",", ":"), default=str))

@@ -74,6 +74,7 @@ class TurnRequest:
     flow: str = ""
     private: Sequence[str] = ()  # the caller's own data (slot values, call metadata)
     cache_miss: Mapping[str, Any] | None = None  # why the cache tier passed the turn on
+    shadow: bool = False  # shadow mode: the fast tiers only watch and learn
 
 
 @dataclass(slots=True)
@@ -97,10 +98,23 @@ class Tier(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WouldBe:
+    """A fast tier's answer in shadow mode: logged beside the served one, never spoken."""
+
+    source: str
+    answer: str
+    latency_ms: float
+
+
 class Responder(Protocol):
     """What a call session talks to: always answers (the responder chain)."""
 
     async def respond(self, request: TurnRequest) -> Reply: ...
+
+    async def would_be(self, request: TurnRequest) -> WouldBe | None:
+        """What the fast tiers named in `request.tiers` would answer (shadow mode)."""
+        ...
 
 
 class Retriever(Protocol):
