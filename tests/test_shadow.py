@@ -4,11 +4,14 @@ similarity), and the cache still learns from the served answers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from voice_agent.service import Service
@@ -48,3 +51,47 @@ async def test_shadow_serves_the_llm_and_records_what_the_fast_tiers_would_say(
     assert saturday["served"]["source"] == "llm" and 0.5 < saturday["similarity"] <= 1
     assert saturday["would_be"]["latency_ms"] > 0 and saturday["served"]["first_token_ms"] > 0
     assert served[2]["detail"]["cache_stored"] is True  # the cache learns in shadow
+
+
+async def test_a_shadow_run_is_seen_in_logs_metrics_and_dogstatsd(
+    make_service: Callable[..., Service], running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="voice_agent.telemetry")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as agent:
+        agent.bind(("127.0.0.1", 0))
+        agent.settimeout(scaled(2))
+        service = make_service(
+            FakeLLM(),
+            LATENCY_OPTIMIZATION_MODE="shadow",
+            VOICE_AGENT_RESPONSE_CACHE=True,
+            DD_AGENT_HOST="127.0.0.1",
+            DD_DOGSTATSD_PORT=agent.getsockname()[1],
+        )
+        async with running(service) as url:
+            async with call(url) as client:
+                await client.start()
+                for text in ("hello there", "What time do you open on Saturday?"):
+                    await client.ask(text)
+                assert service.quality is not None and await service.quality.drain(scaled(5))
+                assert await service.shadow.drain(scaled(5))
+            async with httpx.AsyncClient(base_url=url) as http:
+                metrics = (await http.get("/metrics")).text
+        packets = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                packets.extend(agent.recv(65536).decode().splitlines())
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum(m.startswith("[LATENCY]") and "mode=shadow" in m for m in messages) == 2
+    assert sum(m.startswith("[QUALITY]") and "source=llm" in m for m in messages) == 2
+    assert sum(m.startswith("[SHADOW]") for m in messages) == 2
+    assert (
+        'voice_first_token_ms_bucket{le="500.0",mode="shadow",source="llm",state="answer"} 2.0'
+        in metrics
+    )
+    assert 'voice_quality_score_count{mode="shadow",source="llm",state="answer"} 2.0' in metrics
+    latency = [p for p in packets if p.startswith("custom.voice.latency_ms:")]
+    assert len(latency) == 4 and all(
+        "|h|#source:llm,state:answer,mode:shadow" in p for p in latency
+    )
+    assert sum(p.startswith("custom.voice.quality_score:") for p in packets) == 2
+    assert any(p.startswith("custom.voice.cache:1|c|") and "result:hit" in p for p in packets)

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, WebSocket
+from fastapi import FastAPI, Header, HTTPException, Response, WebSocket
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -95,6 +96,11 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,
         }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        svc: Service = app.state.service
+        return Response(svc.prometheus.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/explain")
     async def explain_text(body: ExplainBody) -> dict[str, Any]:

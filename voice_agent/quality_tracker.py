@@ -56,6 +56,7 @@ class QualityTracker:
         self._status: dict[str, Status] = {}
         self._tasks = TaskScope("quality")
         self.listeners: list[Callable[[QualityAlert], None]] = []
+        self.score_listeners: list[Callable[[TurnEvent, float], None]] = []  # exporters
 
     def turn_served(self, event: TurnEvent) -> None:
         if event.source not in SCORED_SOURCES or not event.question or not event.answer:
@@ -91,6 +92,11 @@ class QualityTracker:
             parts,
             notes,
         )
+        for listener in self.score_listeners:
+            try:
+                listener(event, result.score)
+            except Exception:  # boundary: an exporter must not stop the tracker
+                log.exception("quality score listener failed")
         self.record(event.source, result.score)
 
     def record(self, source: str, score: float) -> None:

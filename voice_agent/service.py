@@ -31,6 +31,7 @@ from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.latency_tracker import LatencyTracker
 from voice_agent.llm.circuit_breaker import CircuitBreaker
+from voice_agent.metrics_export import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.quality import score_answer
 from voice_agent.quality_tracker import QualityAlert, QualityTracker
 from voice_agent.quick_tier import QuickTier
@@ -66,6 +67,8 @@ class Service:
     latency: LatencyTracker = field(default_factory=LatencyTracker)
     quality: QualityTracker | None = None
     shadow: ShadowRecorder = field(init=False)
+    prometheus: PrometheusMetrics = field(init=False)
+    statsd: DogStatsdMetrics | None = field(init=False)
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
@@ -96,7 +99,20 @@ class Service:
         if settings.auto_rollback:
             self.quality.listeners.append(self._roll_back)
         self.shadow = ShadowRecorder(self.encoder.encode_many)
-        self.telemetry.observers.extend([self.latency, LogLines(), self.quality, self.shadow])
+        self.prometheus = PrometheusMetrics()
+        self.statsd = (
+            DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port)
+            if settings.dd_agent_host
+            else None
+        )
+        exporters: list[PrometheusMetrics | DogStatsdMetrics] = [self.prometheus]
+        if self.statsd is not None:
+            exporters.append(self.statsd)
+        for exporter in exporters:
+            self.quality.score_listeners.append(exporter.quality_scored)
+        self.telemetry.observers.extend(
+            [self.latency, LogLines(), self.quality, self.shadow, *exporters]
+        )
         if self.cache is not None:
             cache = self.cache.cache
 
@@ -205,6 +221,8 @@ class Service:
         if self.quality is not None:
             await self.quality.drain(1.0)
         await self.shadow.drain(1.0)
+        if self.statsd is not None:
+            self.statsd.close()
         if self.cache is not None:
             await self.cache.drain(1.0)
             if self.cache.shared is not None:
