@@ -9,11 +9,13 @@ import json
 import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from voice_agent.cli import main
 from voice_agent.service import Service
 
 from .conftest import call
@@ -83,6 +85,7 @@ async def test_a_shadow_run_is_seen_in_logs_metrics_and_dogstatsd(
     messages = [r.getMessage() for r in caplog.records]
     assert sum(m.startswith("[LATENCY]") and "mode=shadow" in m for m in messages) == 2
     assert sum(m.startswith("[QUALITY]") and "source=llm" in m for m in messages) == 2
+    assert sum(m.startswith("[QUALITY]") and "would_be=true" in m for m in messages) == 2
     assert sum(m.startswith("[SHADOW]") for m in messages) == 2
     assert (
         'voice_first_token_ms_bucket{le="500.0",mode="shadow",source="llm",state="answer"} 2.0'
@@ -93,5 +96,44 @@ async def test_a_shadow_run_is_seen_in_logs_metrics_and_dogstatsd(
     assert len(latency) == 4 and all(
         "|h|#source:llm,state:answer,mode:shadow" in p for p in latency
     )
-    assert sum(p.startswith("custom.voice.quality_score:") for p in packets) == 2
+    # Two served answers and two would-be answers (quick, cache) were scored.
+    assert sum(p.startswith("custom.voice.quality_score:") for p in packets) == 4
     assert any(p.startswith("custom.voice.cache:1|c|") and "result:hit" in p for p in packets)
+
+
+async def test_the_report_compares_a_scripted_shadow_run_with_charts(
+    make_service: Callable[..., Service], running: Any, tmp_path: Path
+) -> None:
+    telemetry = tmp_path / "telemetry.jsonl"
+    service = make_service(
+        FakeLLM(),
+        LATENCY_OPTIMIZATION_MODE="shadow",
+        VOICE_AGENT_RESPONSE_CACHE=True,
+        VOICE_AGENT_TELEMETRY_FILE=str(telemetry),
+    )
+    async with running(service) as url:
+        for script in (
+            ["hello there", "What time do you open on Saturday?", "thanks"],
+            ["Is there parking?", "Do you deliver?", "Do you deliver?"],
+        ):
+            async with call(url) as client:
+                await client.start()
+                for text in script:
+                    await client.ask(text)
+                    assert service.quality is not None
+                    assert await service.quality.drain(scaled(5))
+                    assert await service.shadow.drain(scaled(5))
+                    assert service.cache is not None and await service.cache.drain(scaled(5))
+    kinds = [json.loads(line)["type"] for line in telemetry.read_text().splitlines()]
+    assert kinds.count("turn") == 6 and "shadow" in kinds
+    assert kinds.count("quality") == 6 + kinds.count("shadow")  # served + would-be answers
+    out = tmp_path / "report"
+    assert main(["report", str(telemetry), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    for heading in ("## Latency", "## Quality per response type", "## Fast tiers and the LLM",
+                    "## Worst turns by quality"):  # fmt: skip
+        assert heading in report
+    assert "| served by llm | 6 |" in report and "| cache (would-be) |" in report
+    assert "LLM calls saved: " in report and "Cache hit rate: " in report
+    for chart in ("latency.png", "quality.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

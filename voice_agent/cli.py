@@ -1,4 +1,4 @@
-"""The `voice-agent` command: serve, call, ingest, explain, warm, flow."""
+"""The `voice-agent` command: serve, call, ingest, explain, warm, report, flow."""
 
 from __future__ import annotations
 
@@ -246,6 +246,20 @@ def _warm(args: argparse.Namespace) -> int:
     return 0 if written == len(questions) else 1
 
 
+def _report(args: argparse.Namespace) -> int:
+    from voice_agent.report import Pricing, read, write
+
+    try:
+        rows = read(Path(args.telemetry))
+    except ValueError as exc:
+        print(f"voice-agent: {exc}", file=sys.stderr)
+        return 2
+    pricing = Pricing(args.prompt_tokens, args.usd_per_million_tokens)
+    report = write(rows, Path(args.out), pricing, args.telemetry)
+    print(f"wrote {report} and its charts")
+    return 0
+
+
 def _flow_check(args: argparse.Namespace) -> int:
     from state_machine import FlowError, check_flow, read_flow
     from voice_agent.flows import flow_files
@@ -317,6 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--flow", help="the flow (default: the service's default)")
     warm.add_argument("--state", help="the answering state (default: the flow's first)")
     warm.set_defaults(run=_warm)
+
+    report = commands.add_parser(
+        "report", help="compare a shadow or canary period from a telemetry file"
+    )
+    report.add_argument("telemetry", help="a VOICE_AGENT_TELEMETRY_FILE (JSON lines)")
+    report.add_argument("--out", default="report", help="folder for report.md and charts")
+    report.add_argument("--prompt-tokens", type=int, default=600, help="per LLM call")
+    report.add_argument("--usd-per-million-tokens", type=float, default=0.60)
+    report.set_defaults(run=_report)
 
     flow = commands.add_parser("flow", help="check or draw flow files")
     flow_commands = flow.add_subparsers(dest="flow_command", required=True)

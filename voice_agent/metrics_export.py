@@ -71,7 +71,7 @@ class PrometheusMetrics:
         if result is not None:
             self.cache.labels(result, event.state).inc()
 
-    def quality_scored(self, event: TurnEvent, score: float) -> None:
+    def quality_scored(self, event: TurnEvent, score: float, parts: dict[str, float]) -> None:
         self.quality.labels(event.source, event.state, event.mode).observe(score)
 
     def render(self) -> bytes:
@@ -101,7 +101,7 @@ class DogStatsdMetrics:
         if result is not None:
             self.client.increment("custom.voice.cache", tags=[*tags, f"result:{result}"])
 
-    def quality_scored(self, event: TurnEvent, score: float) -> None:
+    def quality_scored(self, event: TurnEvent, score: float, parts: dict[str, float]) -> None:
         self.client.histogram("custom.voice.quality_score", score, tags=self._tags(event))
 
     def close(self) -> None:

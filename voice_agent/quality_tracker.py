@@ -1,4 +1,5 @@
-"""The quality tracker: every answer the tiers served is scored (quality.py) in the background,
+"""The quality tracker: every answer the tiers served, and in shadow mode the answer the fast
+tiers would have served, is scored (quality.py) in the background,
 logged as a `[QUALITY]` line, and rolled up per response source over a sliding window.
 
 A source's status is `good` while its window's mean stays within `alert_threshold` points of
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from voice_agent.quality import score_answer
@@ -56,15 +57,30 @@ class QualityTracker:
         self._status: dict[str, Status] = {}
         self._tasks = TaskScope("quality")
         self.listeners: list[Callable[[QualityAlert], None]] = []
-        self.score_listeners: list[Callable[[TurnEvent, float], None]] = []  # exporters
+        # Exporters: (the turn, its score, the score's parts).
+        self.score_listeners: list[Callable[[TurnEvent, float, dict[str, float]], None]] = []
 
     def turn_served(self, event: TurnEvent) -> None:
         if event.source not in SCORED_SOURCES or not event.question or not event.answer:
             return
-        if self._tasks.running >= MAX_PENDING:
-            log.warning("quality scoring is behind; turn %s not scored", event.turn_id)
-            return
-        self._tasks.spawn(self._score(event), name=f"score-{event.call_id}-{event.turn_id}")
+        scored = [event]
+        if event.would_be is not None:  # shadow: the fast tier's answer is judged too
+            would_be = event.would_be
+            scored.append(
+                replace(
+                    event,
+                    source=would_be.source,
+                    answer=would_be.answer,
+                    context=(),
+                    detail={"would_be": True},
+                    would_be=None,
+                )
+            )
+        for item in scored:
+            if self._tasks.running >= MAX_PENDING:
+                log.warning("quality scoring is behind; turn %s not scored", event.turn_id)
+                return
+            self._tasks.spawn(self._score(item), name=f"score-{item.call_id}-{item.turn_id}")
 
     async def _score(self, event: TurnEvent) -> None:
         assert event.question is not None
@@ -81,6 +97,8 @@ class QualityTracker:
         )
         parts = " ".join(f"{k}={v}" for k, v in result.parts.items())
         notes = f" notes={';'.join(result.notes)}" if result.notes else ""
+        if event.detail.get("would_be"):
+            notes += " would_be=true"
         log.info(
             "[QUALITY] call=%s turn=%s source=%s state=%s mode=%s score=%s %s%s",
             event.call_id,
@@ -94,7 +112,7 @@ class QualityTracker:
         )
         for listener in self.score_listeners:
             try:
-                listener(event, result.score)
+                listener(event, result.score, result.parts)
             except Exception:  # boundary: an exporter must not stop the tracker
                 log.exception("quality score listener failed")
         self.record(event.source, result.score)

@@ -44,6 +44,7 @@ from voice_agent.settings import LLMBackend, Settings
 from voice_agent.shadow_recorder import ShadowRecorder
 from voice_agent.shared_cache import SharedCache, SharedCacheConfig
 from voice_agent.telemetry import Telemetry
+from voice_agent.telemetry_file import TelemetryFile
 from voice_agent.telemetry_log import LogLines
 from voice_agent.types import Budgets, LLMClient, Tier
 
@@ -69,6 +70,7 @@ class Service:
     shadow: ShadowRecorder = field(init=False)
     prometheus: PrometheusMetrics = field(init=False)
     statsd: DogStatsdMetrics | None = field(init=False)
+    telemetry_file: TelemetryFile | None = field(init=False)
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
@@ -113,6 +115,13 @@ class Service:
         self.telemetry.observers.extend(
             [self.latency, LogLines(), self.quality, self.shadow, *exporters]
         )
+        self.telemetry_file = (
+            TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
+        )
+        if self.telemetry_file is not None:
+            self.telemetry.observers.append(self.telemetry_file)
+            self.quality.score_listeners.append(self.telemetry_file.quality_scored)
+            self.shadow.listeners.append(self.telemetry_file.shadow_compared)
         if self.cache is not None:
             cache = self.cache.cache
 
@@ -223,6 +232,8 @@ class Service:
         await self.shadow.drain(1.0)
         if self.statsd is not None:
             self.statsd.close()
+        if self.telemetry_file is not None:
+            self.telemetry_file.close()
         if self.cache is not None:
             await self.cache.drain(1.0)
             if self.cache.shared is not None:

@@ -26,6 +26,7 @@ class ShadowRecorder:
         self._encode = encode
         self._tasks = TaskScope("shadow")
         self.records: int = 0
+        self.listeners: list[Callable[[dict[str, object]], None]] = []  # the telemetry file
 
     def turn_served(self, event: TurnEvent) -> None:
         if event.would_be is None or self._tasks.running >= MAX_PENDING:
@@ -56,6 +57,8 @@ class ShadowRecorder:
         }
         self.records += 1
         log.info("[SHADOW] %s", json.dumps(record, separators=(",", ":")))
+        for listener in self.listeners:
+            listener(record)
 
     async def drain(self, wait_s: float) -> bool:
         return await self._tasks.wait(wait_s)

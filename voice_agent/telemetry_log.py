@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from voice_agent.telemetry import TurnEvent
 
@@ -13,6 +14,30 @@ log = logging.getLogger("voice_agent.telemetry")
 
 def _pairs(values: dict[str, object]) -> str:
     return " ".join(f"{key}={value}" for key, value in values.items())
+
+
+def turn_record(event: TurnEvent) -> dict[str, Any]:
+    """Everything measured about a turn, as one JSON-ready object."""
+    record: dict[str, Any] = {
+        "call": event.call_id,
+        "turn": event.turn_id,
+        "source": event.source,
+        "flow": event.flow,
+        "state": event.state,
+        "mode": event.mode,
+        "at": round(event.at, 3),
+        "question": event.question,
+        "answer": event.answer,
+        "latency_ms": dict(event.latency_ms),
+        "detail": dict(event.detail),
+    }
+    if event.would_be is not None:
+        record["would_be"] = {
+            "source": event.would_be.source,
+            "answer": event.would_be.answer,
+            "latency_ms": event.would_be.latency_ms,
+        }
+    return record
 
 
 class LogLines:
@@ -35,18 +60,5 @@ class LogLines:
             else:
                 fields = {k: cache[k] for k in ("kind", "similarity", "age_s") if k in cache}
                 log.info("[CACHE] %s", _pairs({**head, "result": "hit", **fields}))
-        record = {
-            **head,
-            "at": round(event.at, 3),
-            "question": event.question,
-            "answer": event.answer,
-            "latency_ms": dict(event.latency_ms),
-            "detail": dict(event.detail),
-        }
-        if event.would_be is not None:
-            record["would_be"] = {
-                "source": event.would_be.source,
-                "answer": event.would_be.answer,
-                "latency_ms": event.would_be.latency_ms,
-            }
+        record = turn_record(event)
         log.info("[TELEMETRY] %s", json.dumps(record, separators=(",", ":"), default=str))
