@@ -3,6 +3,7 @@ percentiles per source in /healthz, and an observer that fails without failing a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from voice_agent.service import Service
 from voice_agent.telemetry import TurnEvent
@@ -67,3 +69,26 @@ async def test_a_failing_observer_does_not_fail_the_turn(
     assert done["source"] == "llm" and done["text"]
     assert "telemetry observer Broken failed" in caplog.text
     assert service.latency.snapshot()["llm"]["total"]["count"] == 1
+
+
+async def test_health_ready_and_the_live_stream_show_turns_as_they_happen(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    service = make_service(FakeLLM(), VOICE_AGENT_RESPONSE_CACHE=True)
+    async with running(service) as url:
+        ws_url = url.replace("http://", "ws://") + "/v1/telemetry"
+        async with websockets.connect(ws_url) as stream, call(url) as client:
+            await asyncio.sleep(scaled(0.1))  # subscribed before the turns
+            await client.start()
+            await client.ask("hello there")
+            await client.ask("What time do you open on Saturday?")
+            live = [json.loads(await asyncio.wait_for(stream.recv(), scaled(5))) for _ in range(2)]
+        async with httpx.AsyncClient(base_url=url) as http:
+            health = (await http.get("/health")).json()
+            ready = await http.get("/ready")
+    assert [(e["type"], e["source"]) for e in live] == [("turn", "quick"), ("turn", "cache")]
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    assert health["tier_mix"] == {"cache": 0.5, "quick": 0.5}
+    assert health["cache_hit_rate"] == 1.0
+    assert health["latency_ms"]["cache"]["first_token"]["count"] == 1
+    assert health["flags"]["mode"] == "enabled" and "quality" in health

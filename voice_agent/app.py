@@ -23,6 +23,7 @@ from voice_agent.frontends import native
 from voice_agent.rag.documents import Document
 from voice_agent.service import Service, build_service
 from voice_agent.settings import Settings
+from voice_agent.tasks import TaskScope
 from voice_agent.turn import now
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         try:
             yield
         finally:
+            app.state.closing = True
             if owned:
                 await svc.aclose()
 
@@ -96,6 +98,42 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             "default_flow": svc.flows.default,
             "active_calls": app.state.active_calls,
         }
+
+    @app.get("/health")
+    async def health() -> dict[str, object]:
+        """Live stats over the last turns, for people and dashboards."""
+        svc: Service = app.state.service
+        return {"status": "ok", "active_calls": app.state.active_calls, **svc.live_stats()}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        """For readiness probes: 200 once models are loaded and until shutdown begins."""
+        if getattr(app.state, "closing", False):
+            return Response('{"ready":false}', status_code=503, media_type="application/json")
+        return Response('{"ready":true}', media_type="application/json")
+
+    @app.websocket("/v1/telemetry")
+    async def telemetry(ws: WebSocket) -> None:
+        """Every finished turn as JSON, live."""
+        await ws.accept()
+        svc: Service = app.state.service
+        queue = svc.stream.subscribe()
+        tasks = TaskScope("telemetry-ws")
+
+        async def pump() -> None:
+            while True:
+                await ws.send_text(await queue.get())
+
+        tasks.spawn(pump(), name="send")
+        try:
+            # Reading notices the client leaving, even when no turn comes to send.
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass
+        finally:
+            svc.stream.unsubscribe(queue)
+            await tasks.cancel_all(1.0)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -1,5 +1,5 @@
-"""Sliding-window latency percentiles per response source: what `/healthz` reports and what
-an on-call engineer compares between sources and modes."""
+"""Sliding windows of live turn stats: latency percentiles per response source, the tier mix
+and the cache hit rate. What `/health` reports and an on-call engineer compares."""
 
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ class LatencyTracker:
     def __init__(self, window: int = 1000) -> None:
         self._window = window
         self._values: dict[tuple[str, str], deque[float]] = {}
+        self._sources: deque[str] = deque(maxlen=window)
+        self._cache_hits: deque[bool] = deque(maxlen=window)
 
     def turn_served(self, event: TurnEvent) -> None:
+        if event.question:
+            self._sources.append(event.source)
+        cache = event.detail.get("cache")
+        if isinstance(cache, dict):
+            self._cache_hits.append("miss" not in cache)
         for measure in MEASURES:
             value = event.latency_ms.get(measure)
             if value is None or value < 0:
@@ -40,3 +47,15 @@ class LatencyTracker:
                 "p99": round(float(p99), 2),
             }
         return out
+
+    def tier_mix(self) -> dict[str, float]:
+        """Share of the last answered turns by source."""
+        total = len(self._sources)
+        counts: dict[str, int] = {}
+        for source in self._sources:
+            counts[source] = counts.get(source, 0) + 1
+        return {s: round(n / total, 3) for s, n in sorted(counts.items())} if total else {}
+
+    def cache_hit_rate(self) -> float | None:
+        hits = self._cache_hits
+        return round(sum(hits) / len(hits), 3) if hits else None

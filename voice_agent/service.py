@@ -46,6 +46,7 @@ from voice_agent.shared_cache import SharedCache, SharedCacheConfig
 from voice_agent.telemetry import Telemetry
 from voice_agent.telemetry_file import TelemetryFile
 from voice_agent.telemetry_log import LogLines
+from voice_agent.telemetry_stream import TelemetryStream
 from voice_agent.types import Budgets, LLMClient, Tier
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Service:
     prometheus: PrometheusMetrics = field(init=False)
     statsd: DogStatsdMetrics | None = field(init=False)
     telemetry_file: TelemetryFile | None = field(init=False)
+    stream: TelemetryStream = field(init=False)
     telemetry: Telemetry = field(default_factory=Telemetry)
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
@@ -115,6 +117,8 @@ class Service:
         self.telemetry.observers.extend(
             [self.latency, LogLines(), self.quality, self.shadow, *exporters]
         )
+        self.stream = TelemetryStream()
+        self.telemetry.observers.append(self.stream)
         self.telemetry_file = (
             TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
         )
@@ -204,6 +208,19 @@ class Service:
             list(zip(passages, vectors[2:], strict=True)) if context is not None else None,
         )
         return {"score": result.score, "parts": result.parts, "notes": result.notes}
+
+    def live_stats(self) -> dict[str, object]:
+        """What /health reports: latency, tier mix, cache hit rate, quality per source."""
+        assert self.flags is not None
+        return {
+            "flags": self.flags.as_dict(),
+            "latency_ms": self.latency.snapshot(),
+            "tier_mix": self.latency.tier_mix(),
+            "cache_hit_rate": self.latency.cache_hit_rate(),
+            "quality": self.quality.snapshot() if self.quality is not None else None,
+            "breaker": self.breaker.state,
+            "cache": self.cache_status(),
+        }
 
     def cache_status(self) -> dict[str, object] | None:
         if self.cache is None:
