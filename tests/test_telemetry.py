@@ -4,15 +4,19 @@ percentiles per source in /healthz, and an observer that fails without failing a
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
+from voice_agent import metrics_export
 from voice_agent.service import Service
 from voice_agent.telemetry import TurnEvent
 
@@ -92,3 +96,29 @@ async def test_health_ready_and_the_live_stream_show_turns_as_they_happen(
     assert health["cache_hit_rate"] == 1.0
     assert health["latency_ms"]["cache"]["first_token"]["count"] == 1
     assert health["flags"]["mode"] == "enabled" and "quality" in health
+
+
+DASHBOARDS = Path(__file__).resolve().parents[1] / "docs" / "dashboards"
+
+
+async def test_dashboards_and_alert_rules_name_only_metrics_the_service_exports(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    service = make_service(FakeLLM(), VOICE_AGENT_RESPONSE_CACHE=True)
+    async with running(service) as url:
+        async with call(url) as client:
+            await client.start()
+            await client.ask("Do you deliver prescriptions?")
+            assert service.quality is not None and await service.quality.drain(scaled(5))
+        async with httpx.AsyncClient(base_url=url) as http:
+            scraped = (await http.get("/metrics")).text
+    docs = DASHBOARDS
+    rules = (docs / "prometheus-rules.yaml").read_text()
+    for name in set(re.findall(r"\bvoice_[a-z_]+", rules)):
+        assert re.search(rf"^{name}\b", scraped, re.MULTILINE), name
+    exported = set(re.findall(r'"(custom\.voice\.[a-z_]+)"', inspect.getsource(metrics_export)))
+    for board in ("datadog-dashboard.json", "datadog-monitors.json"):
+        used = set(re.findall(r"custom\.voice\.[a-z_]+", (docs / board).read_text()))
+        stems = {re.sub(r"\.(avg|median|95percentile|max|count)$", "", u) for u in used}
+        assert stems <= exported, stems - exported
+        json.loads((docs / board).read_text())
