@@ -96,6 +96,10 @@ async def test_health_ready_and_the_live_stream_show_turns_as_they_happen(
     assert health["cache_hit_rate"] == 1.0
     assert health["latency_ms"]["cache"]["first_token"]["count"] == 1
     assert health["flags"]["mode"] == "enabled" and "quality" in health
+    assert {(r["source"], r["state"], r["mode"]) for r in health["latency_by_state_and_mode"]} == {
+        ("quick", "answer", "enabled"),
+        ("cache", "answer", "enabled"),
+    }
 
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "docs" / "dashboards"

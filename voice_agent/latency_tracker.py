@@ -16,6 +16,8 @@ class LatencyTracker:
     def __init__(self, window: int = 1000) -> None:
         self._window = window
         self._values: dict[tuple[str, str], deque[float]] = {}
+        # First word by (source, state, mode), for comparing modes and states.
+        self._detailed: dict[tuple[str, str, str], deque[float]] = {}
         self._sources: deque[str] = deque(maxlen=window)
         self._cache_hits: deque[bool] = deque(maxlen=window)
 
@@ -25,6 +27,13 @@ class LatencyTracker:
         cache = event.detail.get("cache")
         if isinstance(cache, dict):
             self._cache_hits.append("miss" not in cache)
+        first = event.latency_ms.get("first_token")
+        if first is not None and first >= 0:
+            key3 = (event.source, event.state, event.mode)
+            window = self._detailed.get(key3)
+            if window is None:
+                window = self._detailed[key3] = deque(maxlen=self._window)
+            window.append(first)
         for measure in MEASURES:
             value = event.latency_ms.get(measure)
             if value is None or value < 0:
@@ -39,14 +48,15 @@ class LatencyTracker:
         """{source: {measure: {count, p50, p95, p99}}} over the last `window` turns each."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for (source, measure), values in sorted(self._values.items()):
-            p50, p95, p99 = np.percentile(np.fromiter(values, float), [50, 95, 99])
-            out.setdefault(source, {})[measure] = {
-                "count": len(values),
-                "p50": round(float(p50), 2),
-                "p95": round(float(p95), 2),
-                "p99": round(float(p99), 2),
-            }
+            out.setdefault(source, {})[measure] = _percentiles(values)
         return out
+
+    def by_state_and_mode(self) -> list[dict[str, object]]:
+        """First word percentiles for each (source, state, mode) seen."""
+        return [
+            {"source": source, "state": state, "mode": mode, "first_token": _percentiles(v)}
+            for (source, state, mode), v in sorted(self._detailed.items())
+        ]
 
     def tier_mix(self) -> dict[str, float]:
         """Share of the last answered turns by source."""
@@ -59,3 +69,13 @@ class LatencyTracker:
     def cache_hit_rate(self) -> float | None:
         hits = self._cache_hits
         return round(sum(hits) / len(hits), 3) if hits else None
+
+
+def _percentiles(values: deque[float]) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(np.fromiter(values, float), [50, 95, 99])
+    return {
+        "count": len(values),
+        "p50": round(float(p50), 2),
+        "p95": round(float(p95), 2),
+        "p99": round(float(p99), 2),
+    }

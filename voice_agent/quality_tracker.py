@@ -54,6 +54,7 @@ class QualityTracker:
         self._window = window
         self._min_turns = min_turns  # fewer scores than this say nothing yet
         self._scores: dict[str, deque[float]] = {}
+        self._by_state: dict[tuple[str, str], deque[float]] = {}  # (source, state): shown only
         self._status: dict[str, Status] = {}
         self._tasks = TaskScope("quality")
         self.listeners: list[Callable[[QualityAlert], None]] = []
@@ -115,6 +116,10 @@ class QualityTracker:
                 listener(event, result.score, result.parts)
             except Exception:  # boundary: an exporter must not stop the tracker
                 log.exception("quality score listener failed")
+        by_state = self._by_state.get((event.source, event.state))
+        if by_state is None:
+            by_state = self._by_state[(event.source, event.state)] = deque(maxlen=self._window)
+        by_state.append(result.score)
         self.record(event.source, result.score)
 
     def record(self, source: str, score: float) -> None:
@@ -161,6 +166,13 @@ class QualityTracker:
             }
             for source, scores in sorted(self._scores.items())
         }
+
+    def by_state(self) -> list[dict[str, object]]:
+        """Mean score per (source, state), over the same window length."""
+        return [
+            {"source": source, "state": state, "mean": round(sum(v) / len(v), 1), "scored": len(v)}
+            for (source, state), v in sorted(self._by_state.items())
+        ]
 
     async def drain(self, wait_s: float) -> bool:
         return await self._tasks.wait(wait_s)

@@ -215,9 +215,11 @@ class Service:
         return {
             "flags": self.flags.as_dict(),
             "latency_ms": self.latency.snapshot(),
+            "latency_by_state_and_mode": self.latency.by_state_and_mode(),
             "tier_mix": self.latency.tier_mix(),
             "cache_hit_rate": self.latency.cache_hit_rate(),
             "quality": self.quality.snapshot() if self.quality is not None else None,
+            "quality_by_state": self.quality.by_state() if self.quality is not None else None,
             "breaker": self.breaker.state,
             "cache": self.cache_status(),
         }
