@@ -170,10 +170,14 @@ def main() -> None:
     parser.add_argument(
         "--mode",
         default="disabled",
-        choices=["disabled", "enabled"],
-        help="disabled: every turn to knowledge base + LLM (the baseline); enabled: fast tiers",
+        choices=["disabled", "shadow", "enabled"],
+        help="disabled: every turn to knowledge base + LLM (the baseline); shadow: the same, "
+        "with the fast tiers deciding beside it; enabled: fast tiers serve",
     )
     parser.add_argument("--json", help="also write every measurement to this file")
+    parser.add_argument(
+        "--telemetry", help="the service's telemetry file (VOICE_AGENT_TELEMETRY_FILE)"
+    )
     args = parser.parse_args()
 
     # The embedding cache is off so that every turn pays for its embedding, as a new
@@ -184,6 +188,7 @@ def main() -> None:
         LATENCY_OPTIMIZATION_MODE=args.mode,
         VOICE_AGENT_EMBEDDING_CACHE_SIZE=0,
         VOICE_AGENT_DEFAULT_FLOW="qa",
+        VOICE_AGENT_TELEMETRY_FILE=args.telemetry,
     )
     print(
         f"# turn_latency: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "

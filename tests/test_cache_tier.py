@@ -294,3 +294,19 @@ async def test_explain_shows_the_caches_verdict_and_the_neighbours_it_judged(
     assert hit_cache["neighbours"][0]["question"] == "Do you deliver prescriptions?"
     assert miss.json()["served_by"] == "knowledge" and not miss_cache["hit"]
     assert miss_cache["reason"] and miss_cache["neighbours"][0]["similarity"] < 0.88
+
+
+async def test_an_answer_that_scores_poorly_or_a_pointing_question_is_not_stored(
+    cached: Callable[..., Service], running: Any
+) -> None:
+    llm = FakeLLM(tokens=("You're ", "not ", "allowed ", "to ", "ask ", "that ", "again."))
+    service = cached(llm)
+    async with running(service) as url, call(url) as client:
+        await client.start()
+        nonsense = await ask(client, service, "Do you deliver prescriptions?")
+        llm.tokens = DELIVERY
+        pointing = await ask(client, service, "How much is it?")
+    assert service.cache is not None
+    assert nonsense["detail"]["cache_stored"] is True and service.cache.rejected == 1
+    assert pointing["detail"]["cache_stored"] is False
+    assert entries(service) == 0

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from quick_responses.intents import normalize
 from voice_agent.cache_warming import WarmAnswer, scopes_for
+from voice_agent.quality import score_answer
 from voice_agent.responder import say
 from voice_agent.response_cache import CacheHit, CacheScope, Origin, ResponseCache
 from voice_agent.shared_cache import SharedCache
@@ -28,6 +29,9 @@ MAX_PENDING_STORES = 64  # answers waiting for their embedding; past this they a
 # A question that leans on the previous turn ("and on Sunday?") has an answer that depends on
 # the call, not only on the words: it is not stored.
 _FOLLOW_UP_OPENINGS = ("and ", "what about ", "how about ", "also ", "but ", "same ", "then ")
+# A short question about "it" or "that" names its subject only in an earlier turn.
+_POINTING_WORDS = frozenset("it its that this they them those these he she him her".split())
+SHORT_QUESTION_WORDS = 6
 
 
 def why_not_stored(request: TurnRequest, reply: Reply) -> str | None:
@@ -40,6 +44,9 @@ def why_not_stored(request: TurnRequest, reply: Reply) -> str | None:
         return "no question vector"
     question = normalize(request.text)
     if question.startswith(_FOLLOW_UP_OPENINGS):
+        return "follow-up question"
+    spoken = question.split()
+    if len(spoken) <= SHORT_QUESTION_WORDS and _POINTING_WORDS.intersection(spoken):
         return "follow-up question"
     answer = normalize(reply.answer)
     for value in request.private:
@@ -59,8 +66,11 @@ class CacheTier:
         kb_version: Callable[[], str],
         shared: SharedCache | None = None,
         language: str = "en",
+        min_quality: float = 0.0,
     ) -> None:
         self.cache = cache
+        self.min_quality = min_quality
+        self.rejected = 0  # answers not stored for their quality
         self.shared = shared
         self._embed = embed
         self._kb_version = kb_version
@@ -142,8 +152,18 @@ class CacheTier:
         scope: CacheScope,
         origin: Origin = "answer",
     ) -> None:
-        """Store locally (answers are grouped by their own embedding) and share."""
+        """Store locally (answers are grouped by their own embedding) and share; an answer
+        that scores below `min_quality` is not kept (it would be repeated to every caller)."""
         answer_vector = await self._embed(answer)
+        if origin == "answer" and self.min_quality > 0:
+            quality = score_answer(answer, vector, answer_vector)
+            if quality.score < self.min_quality:
+                log.info(
+                    "[CACHE] not stored: quality %s < %s for %r", quality.score,
+                    self.min_quality, question,
+                )  # fmt: skip
+                self.rejected += 1
+                return
         entry = self.cache.store(
             question,
             vector,

@@ -357,7 +357,14 @@ def build_cache_tier(
             timeout_s=settings.redis_timeout_s,
         )
         shared = SharedCache(cache, config)
-    tier = CacheTier(cache, encoder.embed, lambda: knowledge.fingerprint, shared, settings.language)
+    tier = CacheTier(
+        cache,
+        encoder.embed,
+        lambda: knowledge.fingerprint,
+        shared,
+        settings.language,
+        min_quality=settings.cache_min_quality,
+    )
     answers: list[WarmAnswer] = faq_pairs(knowledge.documents) if settings.cache_warm_faq else []
     if settings.cache_warm_file is not None:
         answers += read_warm_file(settings.cache_warm_file)

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     cache_agree_mass: float = _env("VOICE_AGENT_CACHE_AGREE_MASS", default=1.25, gt=0)
     cache_agree_gap: float = _env("VOICE_AGENT_CACHE_AGREE_GAP", default=0.2, ge=0, le=1)
     cache_warm_faq: bool = _env("VOICE_AGENT_CACHE_WARM_FAQ", default=True)
+    cache_min_quality: float = _env("VOICE_AGENT_CACHE_MIN_QUALITY", default=60, ge=0, le=100)
     cache_warm_file: Path | None = _env("VOICE_AGENT_CACHE_WARM_FILE", default=None)
     language: str = _env("VOICE_AGENT_LANGUAGE", default="en", min_length=2)
     quality_baseline_score: float = _env("QUALITY_BASELINE_SCORE", default=75, ge=0, le=100)
