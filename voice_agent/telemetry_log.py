@@ -16,15 +16,22 @@ def _pairs(values: dict[str, object]) -> str:
     return " ".join(f"{key}={value}" for key, value in values.items())
 
 
-def turn_record(event: TurnEvent) -> dict[str, Any]:
-    """Everything measured about a turn, as one JSON-ready object."""
-    record: dict[str, Any] = {
+def _head(event: TurnEvent) -> dict[str, Any]:
+    """What names a turn in every line and record."""
+    return {
         "call": event.call_id,
         "turn": event.turn_id,
         "source": event.source,
         "flow": event.flow,
         "state": event.state,
         "mode": event.mode,
+    }
+
+
+def turn_record(event: TurnEvent) -> dict[str, Any]:
+    """Everything measured about a turn, as one JSON-ready object."""
+    record: dict[str, Any] = {
+        **_head(event),
         "at": round(event.at, 3),
         "question": event.question,
         "answer": event.answer,
@@ -42,14 +49,7 @@ def turn_record(event: TurnEvent) -> dict[str, Any]:
 
 class LogLines:
     def turn_served(self, event: TurnEvent) -> None:
-        head = {
-            "call": event.call_id,
-            "turn": event.turn_id,
-            "source": event.source,
-            "flow": event.flow,
-            "state": event.state,
-            "mode": event.mode,
-        }
+        head = _head(event)
         timings = {f"{k}_ms": v for k, v in event.latency_ms.items()}
         log.info("[LATENCY] %s", _pairs({**head, **timings}))
         cache = event.detail.get("cache")
