@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voice_agent.call import CallSession
+from voice_agent.chat_api import ChatCalls, chat_router
 from voice_agent.errors import KnowledgeBaseError, ProtocolError
 from voice_agent.events import AgentEvent, Ended
 from voice_agent.explain import ExplainError, explain
@@ -65,16 +66,19 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         svc = service if service is not None else await asyncio.to_thread(build_service, settings)  # type: ignore[arg-type]
         app.state.service = svc
         app.state.active_calls = 0
+        app.state.chat_calls = ChatCalls(svc)
         await svc.start()
         log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)
         try:
             yield
         finally:
             app.state.closing = True
+            await app.state.chat_calls.close()
             if owned:
                 await svc.aclose()
 
     app = FastAPI(title="voice-agent", lifespan=lifespan)
+    app.include_router(chat_router())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:

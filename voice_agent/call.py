@@ -102,6 +102,11 @@ class CallSession:
         self._turn_id = 0
 
     @property
+    def turn_id(self) -> int:
+        """The id of the newest turn (the one a caller event just started)."""
+        return self._turn_id
+
+    @property
     def started(self) -> bool:
         return self.call_id is not None
 
