@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Header, HTTPException, Response, WebSocket
+from fastapi import FastAPI, Header, HTTPException, Request, Response, WebSocket
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -17,10 +18,11 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from voice_agent.call import CallSession
 from voice_agent.chat_api import ChatCalls, chat_router
 from voice_agent.errors import KnowledgeBaseError, ProtocolError
-from voice_agent.events import AgentEvent, Ended
+from voice_agent.events import AgentEvent, CallerEvent, Ended
 from voice_agent.explain import ExplainError, explain
 from voice_agent.flags import FlagError, FlagsPatch
-from voice_agent.frontends import native
+from voice_agent.frontends import native, twilio_relay
+from voice_agent.frontends.twilio_signature import twilio_signature_ok
 from voice_agent.rag.documents import Document
 from voice_agent.service import Service, build_service
 from voice_agent.settings import Settings
@@ -202,6 +204,35 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             "cache_dropped": dropped,
         }
 
+    @app.post("/twilio/voice")
+    async def twilio_voice(request: Request) -> Response:
+        """TwiML that connects a Twilio call to /twilio/relay (set as the number's voice URL)."""
+        base = str(request.base_url).rstrip("/")
+        relay = "wss" + base.removeprefix("https").removeprefix("http") + "/twilio/relay"
+        twiml = (
+            '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+            f'<ConversationRelay url="{relay}" interruptible="true" '
+            'welcomeGreeting="" /></Connect></Response>'
+        )
+        return Response(twiml, media_type="application/xml")
+
+    @app.websocket("/twilio/relay")
+    async def twilio_relay_call(ws: WebSocket) -> None:
+        svc: Service = app.state.service
+        token = svc.settings.twilio_auth_token
+        if token and not twilio_signature_ok(
+            token, str(ws.url), ws.headers.get("x-twilio-signature", "")
+        ):
+            log.warning("refused a ConversationRelay upgrade with a bad X-Twilio-Signature")
+            await ws.close(code=1008)
+            return
+        await ws.accept()
+        app.state.active_calls += 1
+        try:
+            await _serve_call(ws, svc, TWILIO_RELAY)
+        finally:
+            app.state.active_calls -= 1
+
     @app.websocket("/v1/calls")
     async def calls(ws: WebSocket) -> None:
         await ws.accept()
@@ -215,17 +246,31 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     return app
 
 
-async def _serve_call(ws: WebSocket, svc: Service) -> None:
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """A frontend's wire format: a frame to an event (None: nothing to do), an event to the
+    frames the frontend gets (possibly none)."""
+
+    decode: Callable[[str, int], CallerEvent | None]
+    encode: Callable[[AgentEvent], list[dict[str, Any]]]
+
+
+NATIVE = Codec(native.decode, lambda event: [native.encode(event)])
+TWILIO_RELAY = Codec(twilio_relay.decode, twilio_relay.encode)
+
+
+async def _serve_call(ws: WebSocket, svc: Service, codec: Codec = NATIVE) -> None:
     settings = svc.settings
     send_lock = asyncio.Lock()
 
     async def send(event: AgentEvent) -> None:
         if ws.application_state is not WebSocketState.CONNECTED:
             return
-        frame = json.dumps(native.encode(event), separators=(",", ":"))
+        frames = [json.dumps(f, separators=(",", ":")) for f in codec.encode(event)]
         async with send_lock:
             try:
-                await ws.send_text(frame)
+                for frame in frames:
+                    await ws.send_text(frame)
                 if isinstance(event, Ended):
                     # The call is over (caller's call.end or the agent hung up): close cleanly.
                     await ws.close(code=1000)
@@ -253,9 +298,11 @@ async def _serve_call(ws: WebSocket, svc: Service) -> None:
                 )
                 continue
             try:
-                event = native.decode(text, settings.max_utterance_chars)
+                event = codec.decode(text, settings.max_utterance_chars)
             except ProtocolError as exc:
                 await session.error(exc.code, exc.message)
+                continue
+            if event is None:
                 continue
             try:
                 await session.handle(event, received_at)

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     quality_window_turns: int = _env("QUALITY_WINDOW_TURNS", default=50, ge=1)
     auto_rollback: bool = _env("VOICE_AGENT_AUTO_ROLLBACK", default=True)
     telemetry_file: Path | None = _env("VOICE_AGENT_TELEMETRY_FILE", default=None)
+    twilio_auth_token: str | None = _env("TWILIO_AUTH_TOKEN", default=None)
     dd_agent_host: str | None = _env("DD_AGENT_HOST", default=None)
     dd_dogstatsd_port: int = _env("DD_DOGSTATSD_PORT", default=8125, ge=1, le=65535)
     redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)

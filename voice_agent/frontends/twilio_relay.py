@@ -1,0 +1,148 @@
+"""Twilio ConversationRelay (`/twilio/relay`): Twilio does speech-to-text and text-to-speech and
+exchanges text frames with the service (../shared/PROTOCOLS.md; docs/frontends.md).
+
+Twilio's frames in: `setup` starts the call (its `customParameters`, caller and callee reach the
+flow as metadata), `prompt` (`last:false` partials, cumulative; `last:true` the final),
+`interrupt` (with what the caller heard), `dtmf`, `error` (Twilio reporting a frame of ours it
+refused: logged). Out: `text` tokens with `last`, `end` with `handoffData` for a transfer or a
+hang-up, `sendDigits`. Twilio has no error frame for the server to send: a bad frame of Twilio's
+is logged and the call goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from voice_agent.errors import ProtocolError
+from voice_agent.events import (
+    ActionEvent,
+    AgentEvent,
+    CallerEvent,
+    CallStart,
+    Delta,
+    Done,
+    Dtmf,
+    Ended,
+    ErrorEvent,
+    Interrupt,
+    Utterance,
+)
+from voice_agent.frontends.native import DTMF_DIGITS
+
+log = logging.getLogger(__name__)
+
+
+class _Frame(BaseModel):
+    # Twilio's own field names (camelCase); unknown fields ignored, Twilio adds some over time.
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Setup(_Frame):
+    callSid: str = Field(min_length=1, max_length=128)
+    sessionId: str | None = None
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    direction: str | None = None
+    customParameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class _Prompt(_Frame):
+    voicePrompt: str
+    last: bool = True
+    lang: str | None = None
+
+    @field_validator("last", mode="before")
+    @classmethod
+    def _text_bool(cls, value: Any) -> Any:
+        return value.lower() == "true" if isinstance(value, str) else value
+
+
+class _Interrupt(_Frame):
+    utteranceUntilInterrupt: str | None = None
+    durationUntilInterruptMs: float | None = None  # Twilio has sent it as a string
+
+
+class _Dtmf(_Frame):
+    digit: str
+
+    @field_validator("digit", mode="before")
+    @classmethod
+    def _check_digit(cls, value: Any) -> Any:
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
+            raise ValueError("must be one of 0-9, *, #, A-D")
+        return value.upper()
+
+
+class _Error(_Frame):
+    description: str = ""
+
+
+_FRAMES: dict[str, type[_Frame]] = {
+    "setup": _Setup,
+    "prompt": _Prompt,
+    "interrupt": _Interrupt,
+    "dtmf": _Dtmf,
+    "error": _Error,
+}
+
+
+def decode(raw: str, max_utterance_chars: int) -> CallerEvent | None:
+    """One Twilio frame to one event, or None for a frame that needs no action."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("invalid_frame", "frame must be a JSON object with a string 'type'")
+    model = _FRAMES.get(data["type"])
+    if model is None:
+        raise ProtocolError("unknown_type", f"unknown ConversationRelay frame {data['type']!r}")
+    try:
+        frame = model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("invalid_frame", f"{data['type']}: {exc.errors()[0]['msg']}") from exc
+    if isinstance(frame, _Setup):
+        metadata = {k: v for k, v in frame.customParameters.items()}
+        metadata.update({"from": frame.from_, "to": frame.to, "direction": frame.direction})
+        flow = metadata.pop("flow", None)
+        return CallStart(
+            call_id=frame.callSid,
+            flow=str(flow) if flow else None,
+            metadata={k: v for k, v in metadata.items() if v},
+        )
+    if isinstance(frame, _Prompt):
+        if len(frame.voicePrompt) > max_utterance_chars:
+            raise ProtocolError("utterance_too_long", "prompt: voicePrompt is too long")
+        return Utterance(text=frame.voicePrompt, final=frame.last)
+    if isinstance(frame, _Interrupt):
+        return Interrupt(heard=frame.utteranceUntilInterrupt or "")
+    if isinstance(frame, _Dtmf):
+        return Dtmf(digit=frame.digit)
+    assert isinstance(frame, _Error)
+    log.warning("Twilio refused a frame: %s", frame.description)
+    return None
+
+
+def encode(event: AgentEvent) -> list[dict[str, Any]]:
+    """One event to the frames Twilio should get (often none)."""
+    if isinstance(event, Delta):
+        return [{"type": "text", "token": event.text, "last": False}]
+    if isinstance(event, Done):
+        return [{"type": "text", "token": "", "last": True}]
+    if isinstance(event, ActionEvent):
+        if event.action == "dtmf":
+            return [{"type": "sendDigits", "digits": str(event.params.get("digits", ""))}]
+        handoff = {"reason": event.action, **event.params}
+        return [{"type": "end", "handoffData": json.dumps(handoff)}]
+    if isinstance(event, Ended):
+        if event.reason in ("transfer", "agent_hangup"):
+            return []  # the action's `end` frame already handed the call back
+        return [{"type": "end", "handoffData": json.dumps({"reason": event.reason})}]
+    if isinstance(event, ErrorEvent):
+        log.warning("ConversationRelay call: %s (%s)", event.message, event.code)
+    return []  # Ready and errors have no ConversationRelay frame
