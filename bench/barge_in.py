@@ -1,0 +1,174 @@
+"""Barge-in: how soon generation stops after the caller interrupts, over the real WebSocket,
+for the native protocol and Twilio ConversationRelay, with the bundled SmolLM2-135M.
+
+Each trial asks a question, waits for the first words of the answer, sends the frontend's
+interrupt and measures, in the service's own process (one clock), the time until the service
+closed the model's stream and the time until the model's thread stopped decoding (its lock
+released), and counts the text frames the client got after the interrupt. The baseline
+printed beside it is the model's own time between two tokens in the same run: a stop cannot be
+seen sooner than the token in flight finishes.
+
+    .venv/bin/python bench/barge_in.py --trials 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# bench/quick_responses.py shares its name with the package: keep this folder off the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from turn_latency import Server, percentile, row
+
+from voice_agent.app import create_app
+from voice_agent.knowledge_tier import KnowledgeTier
+from voice_agent.llm.local import LocalLLM
+from voice_agent.service import build_service
+from voice_agent.settings import load_settings
+from voice_agent.types import Message
+
+QUESTIONS = [
+    "Tell me everything about your flu shots and vaccines.",
+    "Explain how refills, auto-refill and delivery work.",
+    "What insurance plans do you take and what do they cost?",
+    "Describe your hours, location and parking in detail.",
+]
+
+
+class ClosingClock:
+    """Passes through to the model and notes when each stream is closed."""
+
+    def __init__(self, inner: LocalLLM) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.closed_at: list[float] = []
+        self.gaps_ms: list[float] = []  # filled by a direct generation (the baseline)
+
+    async def stream(self, messages: Sequence[Message], max_tokens: int) -> AsyncIterator[str]:
+        try:
+            async for token in self.inner.stream(messages, max_tokens):
+                yield token
+        finally:
+            self.closed_at.append(time.perf_counter())
+
+
+async def stopped_after(llm: LocalLLM, sent: float) -> float:
+    """Milliseconds from `sent` until the model's thread let go of its context."""
+    await asyncio.to_thread(llm._busy.acquire)  # returns once the model thread lets go
+    stopped = time.perf_counter()
+    llm._busy.release()
+    return (stopped - sent) * 1000
+
+
+async def native_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+    async with websockets.connect(url + "/v1/calls") as ws:
+        await ws.send(json.dumps({"type": "call.start"}))
+        await ws.recv()
+        await ws.send(json.dumps({"type": "user.utterance", "text": question}))
+        while json.loads(await ws.recv())["type"] != "agent.delta":
+            pass
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"type": "user.interrupt", "heard": "Sure"}))
+        thread_ms = await stopped_after(llm, sent)
+        return sent, thread_ms, await frames_after(ws, "agent.delta")
+
+
+async def twilio_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+    async with websockets.connect(url + "/twilio/relay") as ws:
+        await ws.send(json.dumps({"type": "setup", "callSid": f"CA{time.time_ns()}"}))
+        await ws.send(json.dumps({"type": "prompt", "voicePrompt": question, "last": True}))
+        while json.loads(await ws.recv())["type"] != "text":
+            pass
+        sent = time.perf_counter()
+        await ws.send(
+            json.dumps({"type": "interrupt", "utteranceUntilInterrupt": "Sure",
+                        "durationUntilInterruptMs": 300})
+        )  # fmt: skip
+        thread_ms = await stopped_after(llm, sent)
+        return sent, thread_ms, await frames_after(ws, "text")
+
+
+async def frames_after(ws: websockets.ClientConnection, kind: str) -> int:
+    count = 0
+    try:
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+            count += frame.get("type") == kind
+    except TimeoutError:
+        return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20, help="per frontend")
+    args = parser.parse_args()
+    settings = load_settings(
+        VOICE_AGENT_DEFAULT_FLOW="qa",
+        VOICE_AGENT_RESPONSE_CACHE=False,  # every question must reach the model
+        VOICE_AGENT_ANSWER_MAX_SENTENCES=6,
+        VOICE_AGENT_LLM_MAX_TOKENS=200,
+        VOICE_AGENT_LLM_TIMEOUT_S=30,
+        VOICE_AGENT_FIRST_TOKEN_BUDGET_S=10,
+    )
+    service = build_service(settings)
+    assert isinstance(service.llm, LocalLLM)
+    clock = ClosingClock(service.llm)
+    knowledge = next(t for t in service.responder.tiers if isinstance(t, KnowledgeTier))
+    knowledge._llm = clock  # type: ignore[assignment]
+    # Baseline: the model's own time between tokens, on a direct uninterrupted generation.
+    last = time.perf_counter()
+    for _ in service.llm.generate([Message("user", QUESTIONS[0])], 60):
+        now = time.perf_counter()
+        clock.gaps_ms.append((now - last) * 1000)
+        last = now
+    del clock.gaps_ms[0]  # the first "gap" is the prompt's evaluation
+    print(
+        f"# barge_in: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"{args.trials} trials per frontend, bundled SmolLM2-135M\n"
+    )
+    results: dict[str, tuple[list[float], list[float], list[int]]] = {}
+    with Server(create_app(service=service)) as ws_url:
+        base = ws_url.removesuffix("/v1/calls")
+        for name, trial in (("native", native_trial), ("twilio relay", twilio_trial)):
+            stops: list[float] = []
+            threads: list[float] = []
+            late: list[int] = []
+            for i in range(args.trials):
+                before = len(clock.closed_at)
+                question = QUESTIONS[i % len(QUESTIONS)]
+                sent, thread_ms, frames = asyncio.run(trial(base, question, clock.inner))
+                if len(clock.closed_at) > before:
+                    stops.append((clock.closed_at[before] - sent) * 1000)
+                threads.append(thread_ms)
+                late.append(frames)
+            results[name] = (stops, threads, late)
+    print("| measure (ms) | n | p50 | p95 | p99 |\n|---|---|---|---|---|")
+    print(row("model: time between two tokens (baseline)", clock.gaps_ms))
+    for name, (stops, threads, _) in results.items():
+        print(row(f"{name}: interrupt sent -> model stream closed", stops))
+        print(row(f"{name}: interrupt sent -> model thread stopped", threads))
+    print()
+    gap = percentile(clock.gaps_ms, 50) if clock.gaps_ms else float("nan")
+    for name, (_, threads, late) in results.items():
+        print(
+            f"{name}: model stopped p99 {percentile(threads, 99):.1f} ms (target 50), "
+            f"{percentile(threads, 50) / gap:.2f}x the token gap at p50; text frames after the "
+            f"interrupt: {sum(late)} in {len(late)} trials"
+        )
+    asyncio.run(service.aclose())
+
+
+if __name__ == "__main__":
+    main()
