@@ -27,6 +27,29 @@ from voice_agent.events import (
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
+def dtmf_digit(value: Any) -> str:
+    """A key pressed, as one of 0-9, *, #, A-D (a number is taken as its digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
+        raise ValueError("must be one of 0-9, *, #, A-D")
+    return value.upper()
+
+
+def load_frame(raw: str) -> tuple[str, dict[str, Any]]:
+    """A text frame's JSON object and its `type`; raises ProtocolError for anything else."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_frame", "frame must be a JSON object")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_frame", "frame has no string field 'type'")
+    return kind, data
+
+
 class _Frame(BaseModel):
     # Unknown fields are ignored so that newer clients keep working.
     model_config = ConfigDict(extra="ignore")
@@ -58,11 +81,7 @@ class _Dtmf(_Frame):
     @field_validator("digit", mode="before")
     @classmethod
     def _check_digit(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
-            raise ValueError("must be one of 0-9, *, #, A-D")
-        return value.upper()
+        return dtmf_digit(value)
 
 
 class _CallEnd(_Frame):
@@ -89,15 +108,7 @@ def _describe(exc: ValidationError) -> str:
 
 def decode(raw: str, max_utterance_chars: int) -> CallerEvent:
     """One client frame to one event; raises ProtocolError with a code for the error frame."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError("invalid_frame", "frame must be a JSON object")
-    kind = data.get("type")
-    if not isinstance(kind, str):
-        raise ProtocolError("invalid_frame", "frame has no string field 'type'")
+    kind, data = load_frame(raw)
     model = _CLIENT_FRAMES.get(kind)
     if model is None:
         known = ", ".join(sorted(_CLIENT_FRAMES))

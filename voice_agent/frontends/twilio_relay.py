@@ -31,7 +31,7 @@ from voice_agent.events import (
     Interrupt,
     Utterance,
 )
-from voice_agent.frontends.native import DTMF_DIGITS
+from voice_agent.frontends.native import dtmf_digit, load_frame
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,8 @@ class _Setup(_Frame):
 
 class _Prompt(_Frame):
     voicePrompt: str
-    last: bool = True
+    last: bool = True  # pydantic also takes "true" / "false" as text
     lang: str | None = None
-
-    @field_validator("last", mode="before")
-    @classmethod
-    def _text_bool(cls, value: Any) -> Any:
-        return value.lower() == "true" if isinstance(value, str) else value
 
 
 class _Interrupt(_Frame):
@@ -72,10 +67,7 @@ class _Dtmf(_Frame):
     @field_validator("digit", mode="before")
     @classmethod
     def _check_digit(cls, value: Any) -> Any:
-        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
-            raise ValueError("must be one of 0-9, *, #, A-D")
-        return value.upper()
+        return dtmf_digit(value)
 
 
 class _Error(_Frame):
@@ -93,19 +85,14 @@ _FRAMES: dict[str, type[_Frame]] = {
 
 def decode(raw: str, max_utterance_chars: int) -> CallerEvent | None:
     """One Twilio frame to one event, or None for a frame that needs no action."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise ProtocolError("invalid_frame", "frame must be a JSON object with a string 'type'")
-    model = _FRAMES.get(data["type"])
+    kind, data = load_frame(raw)
+    model = _FRAMES.get(kind)
     if model is None:
-        raise ProtocolError("unknown_type", f"unknown ConversationRelay frame {data['type']!r}")
+        raise ProtocolError("unknown_type", f"unknown ConversationRelay frame {kind!r}")
     try:
         frame = model.model_validate(data)
     except ValidationError as exc:
-        raise ProtocolError("invalid_frame", f"{data['type']}: {exc.errors()[0]['msg']}") from exc
+        raise ProtocolError("invalid_frame", f"{kind}: {exc.errors()[0]['msg']}") from exc
     if isinstance(frame, _Setup):
         metadata = {k: v for k, v in frame.customParameters.items()}
         metadata.update({"from": frame.from_, "to": frame.to, "direction": frame.direction})
