@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from voice_agent.quality import score_answer
+from voice_agent.quality import QualityScore, score_answer
 from voice_agent.rag.encoder import Vectors
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry import TurnEvent
@@ -29,6 +29,19 @@ _RANK: dict[Status, int] = {"good": 0, "degraded": 1, "poor": 2}
 SCORED_SOURCES = ("quick", "cache", "llm", "fallback")
 MAX_PENDING = 32
 EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
+
+
+async def score_texts(
+    encode: EncodeMany,
+    question: str,
+    answer: str,
+    passages: Sequence[str] | None,
+    outcome: str = "answer",
+) -> QualityScore:
+    """Embed the texts in one batch, then score (quality.py); `passages` None: no grounding."""
+    vectors = await encode([question, answer, *(passages or ())])
+    grounded = list(zip(passages, vectors[2:], strict=True)) if passages is not None else None
+    return score_answer(answer, vectors[0], vectors[1], grounded, outcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +99,13 @@ class QualityTracker:
     async def _score(self, event: TurnEvent) -> None:
         assert event.question is not None
         context = list(event.context) if event.source == "llm" else []
-        vectors = await self._encode([event.question, event.answer, *context])
         reason = str(event.detail.get("reason", ""))
         outcome = "timeout" if reason.startswith("timeout") else "fallback"
-        result = score_answer(
+        result = await score_texts(
+            self._encode,
+            event.question,
             event.answer,
-            vectors[0],
-            vectors[1],
-            list(zip(context, vectors[2:], strict=True)) if context else None,
+            context or None,
             outcome if event.source == "fallback" else "answer",
         )
         parts = " ".join(f"{k}={v}" for k, v in result.parts.items())

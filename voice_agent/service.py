@@ -32,8 +32,7 @@ from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.latency_tracker import LatencyTracker
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.metrics_export import DogStatsdMetrics, PrometheusMetrics
-from voice_agent.quality import score_answer
-from voice_agent.quality_tracker import QualityAlert, QualityTracker
+from voice_agent.quality_tracker import QualityAlert, QualityTracker, score_texts
 from voice_agent.quick_tier import QuickTier
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
@@ -200,12 +199,8 @@ class Service:
         """The quality score of an answer, with its parts (see quality.py)."""
         texts = [context] if isinstance(context, str) else list(context or [])
         passages = [p.strip() for text in texts for p in text.split("\n\n") if p.strip()]
-        vectors = await self.encoder.encode_many([question, answer, *passages])
-        result = score_answer(
-            answer,
-            vectors[0],
-            vectors[1],
-            list(zip(passages, vectors[2:], strict=True)) if context is not None else None,
+        result = await score_texts(
+            self.encoder.encode_many, question, answer, passages if context is not None else None
         )
         return {"score": result.score, "parts": result.parts, "notes": result.notes}
 

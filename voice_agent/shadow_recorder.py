@@ -7,25 +7,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
-from voice_agent.rag.encoder import Vectors
+from voice_agent.quality_tracker import EncodeMany
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry import TurnEvent
 
 log = logging.getLogger("voice_agent.telemetry")
 
 MAX_PENDING = 32
-EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
 
 
 class ShadowRecorder:
     def __init__(self, encode: EncodeMany) -> None:
         self._encode = encode
         self._tasks = TaskScope("shadow")
-        self.records: int = 0
         self.listeners: list[Callable[[dict[str, object]], None]] = []  # the telemetry file
 
     def turn_served(self, event: TurnEvent) -> None:
@@ -55,7 +53,6 @@ class ShadowRecorder:
             },
             "similarity": round(float(np.dot(served, other)), 4),
         }
-        self.records += 1
         log.info("[SHADOW] %s", json.dumps(record, separators=(",", ":")))
         for listener in self.listeners:
             listener(record)
