@@ -42,7 +42,6 @@ class Verdict:
 
     serve: int | None
     reason: str
-    agreement: float = 0.0
 
 
 def decide(
@@ -64,9 +63,9 @@ def decide(
     if nearest.similarity < policy.threshold:
         rival = max((n.similarity for n in neighbours if n.group != nearest.group), default=0.0)
         if mass < policy.agree_mass:
-            return Verdict(None, "too few close neighbours agree", mass)
+            return Verdict(None, "too few close neighbours agree")
         if nearest.similarity - rival < policy.agree_gap:
-            return Verdict(None, "a neighbour with another answer is as close", mass)
+            return Verdict(None, "a neighbour with another answer is as close")
     elif not agreeing or agreeing[0] != 0:
         agreeing.insert(0, 0)  # at the threshold the nearest serves by itself, floor or not
     refused = "no neighbour close enough"
@@ -75,6 +74,6 @@ def decide(
     for i in agreeing:
         guard = near_miss(question, neighbours[i].question, policy.check_topics)
         if guard is None:
-            return Verdict(i, "served", mass)
+            return Verdict(i, "served")
         refused = guard
-    return Verdict(None, refused, mass)
+    return Verdict(None, refused)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import hnswlib
@@ -49,9 +49,6 @@ class QuestionIndex(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(list(self._items.values()))
 
     def add(self, vector: Vector, item: T) -> None:
         with self._lock:
