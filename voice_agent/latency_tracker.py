@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from voice_agent.telemetry import TurnEvent
+from voice_agent.telemetry import TurnEvent, cache_result
 
 MEASURES = ("first_token", "total")
 
@@ -24,9 +24,9 @@ class LatencyTracker:
     def turn_served(self, event: TurnEvent) -> None:
         if event.question:
             self._sources.append(event.source)
-        cache = event.detail.get("cache")
-        if isinstance(cache, dict):
-            self._cache_hits.append("miss" not in cache)
+        result = cache_result(event)
+        if result is not None:
+            self._cache_hits.append(result == "hit")
         first = event.latency_ms.get("first_token")
         if first is not None and first >= 0:
             key3 = (event.source, event.state, event.mode)

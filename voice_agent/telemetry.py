@@ -35,6 +35,14 @@ class TurnEvent:
     at: float = field(default_factory=time.time)
 
 
+def cache_result(event: TurnEvent) -> str | None:
+    """ "hit" or "miss" for a turn the cache tier saw (from `detail.cache`), else None."""
+    cache = event.detail.get("cache")
+    if not isinstance(cache, dict):
+        return None
+    return "miss" if "miss" in cache else "hit"
+
+
 class TurnObserver(Protocol):
     def turn_served(self, event: TurnEvent) -> None: ...
 
