@@ -24,6 +24,7 @@ from voice_agent.flags import FlagError, FlagsPatch
 from voice_agent.frontends import native, twilio_relay
 from voice_agent.frontends.twilio_signature import twilio_signature_ok
 from voice_agent.rag.documents import Document
+from voice_agent.retell_api import RetellCalls, retell_router
 from voice_agent.service import Service, build_service
 from voice_agent.settings import Settings
 from voice_agent.tasks import TaskScope
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         app.state.service = svc
         app.state.active_calls = 0
         app.state.chat_calls = ChatCalls(svc)
+        app.state.retell_calls = RetellCalls()
         await svc.start()
         log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)
         try:
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     app = FastAPI(title="voice-agent", lifespan=lifespan)
     app.include_router(chat_router())
+    app.include_router(retell_router())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, object]:
@@ -255,7 +258,12 @@ class Codec:
     encode: Callable[[AgentEvent], list[dict[str, Any]]]
 
 
-NATIVE = Codec(native.decode, lambda event: [native.encode(event)])
+def _native_frames(event: AgentEvent) -> list[dict[str, Any]]:
+    frame = native.encode(event)
+    return [] if frame is None else [frame]
+
+
+NATIVE = Codec(native.decode, _native_frames)
 TWILIO_RELAY = Codec(twilio_relay.decode, twilio_relay.encode)
 
 

@@ -20,6 +20,7 @@ from voice_agent.events import (
     AgentEvent,
     CallEnd,
     CallerEvent,
+    CallerSilent,
     CallStart,
     Delta,
     Done,
@@ -27,7 +28,9 @@ from voice_agent.events import (
     Ended,
     ErrorEvent,
     Interrupt,
+    Listening,
     Ready,
+    Transcript,
     Utterance,
 )
 from voice_agent.flags import FlagStore
@@ -63,6 +66,8 @@ class CallConfig:
     context: Mapping[str, str]  # placeholder values such as {business}
     cancel_wait_s: float = 0.5
     max_history_messages: int = 40
+    # The frontend times the caller's silence and sends CallerSilent (Retell): no own timer.
+    frontend_reminders: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,11 @@ class CallSession:
             await self._interrupt(event)
         elif isinstance(event, Dtmf):
             await self._dtmf(event, received_at)
+        elif isinstance(event, Transcript):
+            self._replace_history(event)
+        elif isinstance(event, CallerSilent):
+            await self._cancel_turn()
+            await self._remind()
         elif isinstance(event, CallEnd):
             await self.end(event.reason)
 
@@ -164,10 +174,10 @@ class CallSession:
                 self._metadata.append(str(value))
         self.flow_state, decision = sm.start(flow, self._context)
         await self._send(Ready(self.call_id, self.state, self.mode))
-        if decision.say or decision.actions:
+        if (decision.say or decision.actions) and not event.resume:
             self._spawn(self._deliver(self._record(None), decision, {"reason": "start"}))
         else:
-            self._arm_silence(decision)
+            await self._listen(decision)
 
     # Caller events
 
@@ -211,7 +221,7 @@ class CallSession:
                 self._deliver(self._record(received_at), decision, {"reason": decision.reason})
             )
         else:
-            self._arm_silence(decision)
+            await self._listen(decision)
 
     async def _interrupt(self, event: Interrupt) -> None:
         await self._cancel_turn()
@@ -227,6 +237,16 @@ class CallSession:
                 return
             if message.role == "user":
                 return  # nothing of the agent's was said since the caller's last turn
+
+    def _replace_history(self, event: Transcript) -> None:
+        self.history = [
+            Message("assistant" if role == "assistant" else "user", text)
+            for role, text in event.turns
+            if text.strip()
+        ]
+        overflow = len(self.history) - self._config.max_history_messages
+        if overflow > 0:
+            del self.history[:overflow]
 
     # Turns
 
@@ -434,7 +454,7 @@ class CallSession:
             self._turn = None  # this task is ending the call; do not cancel itself
             await self.end(reason or "flow_ended")
         else:
-            self._arm_silence(decision)
+            await self._listen(decision)
 
     async def _say_fallback(self, turn_id: int) -> None:
         text = self._config.fallback_text
@@ -443,11 +463,19 @@ class CallSession:
         await self._send(
             Done(turn_id, text, "fallback", self.state, {}, {"reason": "internal_error"})
         )
+        await self._send(Listening(turn_id))
 
     # Silence
 
+    async def _listen(self, decision: sm.Decision) -> None:
+        """The agent is done for now: say so, and time the caller's silence."""
+        await self._send(Listening(self._turn_id))
+        self._arm_silence(decision)
+
     def _arm_silence(self, decision: sm.Decision) -> None:
         self._quiet()
+        if self._config.frontend_reminders:
+            return
         if decision.silence_timeout_s is not None and not self.ended:
             self._silence = self._tasks.spawn(
                 self._remind_after(decision.silence_timeout_s), name="silence"
@@ -460,10 +488,14 @@ class CallSession:
 
     async def _remind_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        assert self.flow is not None and self.flow_state is not None
         if self._turn is not None and not self._turn.done():
             return  # the agent is still talking; the turn re-arms the timer when done
         self._silence = None
+        await self._remind()
+
+    async def _remind(self) -> None:
+        """The caller has been silent: the flow decides the nudge (or gives up)."""
+        assert self.flow is not None and self.flow_state is not None
         self.flow_state, decision = sm.step(self.flow, self.flow_state, sm.Silence(), self._context)
         self._spawn(self._deliver(self._record(None), decision, {"reason": decision.reason}))
 

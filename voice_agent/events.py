@@ -17,6 +17,7 @@ class CallStart:
     call_id: str | None = None
     flow: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False  # the frontend reconnected to a call in progress: do not greet again
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,21 @@ class CallEnd:
     reason: str = "caller_hangup"
 
 
-CallerEvent = CallStart | Utterance | Interrupt | Dtmf | CallEnd
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """The conversation as the frontend heard it (roles "user" and "assistant"); it replaces
+    the call's history. Frontends that keep the transcript themselves (Retell) send it."""
+
+    turns: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSilent:
+    """The frontend noticed the caller's silence and asks for a nudge (Retell's reminders);
+    sessions configured with `frontend_reminders` keep no silence timer of their own."""
+
+
+CallerEvent = CallStart | Utterance | Interrupt | Dtmf | CallEnd | Transcript | CallerSilent
 
 # Agent side (service to frontend)
 
@@ -76,6 +91,14 @@ class ActionEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Listening:
+    """The agent has finished what it had to say after turn `turn_id` (0: nothing said yet)
+    and waits for the caller."""
+
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ended:
     reason: str
 
@@ -86,4 +109,4 @@ class ErrorEvent:
     message: str
 
 
-AgentEvent = Ready | Delta | Done | ActionEvent | Ended | ErrorEvent
+AgentEvent = Ready | Delta | Done | ActionEvent | Listening | Ended | ErrorEvent

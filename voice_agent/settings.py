@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     auto_rollback: bool = _env("VOICE_AGENT_AUTO_ROLLBACK", default=True)
     telemetry_file: Path | None = _env("VOICE_AGENT_TELEMETRY_FILE", default=None)
     twilio_auth_token: str | None = _env("TWILIO_AUTH_TOKEN", default=None)
+    # Retell: how long to wait for call_details (its metadata reaches the flow) before
+    # greeting, and how long to leave the socket to Retell after a final end_call/transfer.
+    retell_details_wait_s: float = _env("VOICE_AGENT_RETELL_DETAILS_WAIT_S", default=0.5, ge=0)
+    retell_end_grace_s: float = _env("VOICE_AGENT_RETELL_END_GRACE_S", default=30, ge=0)
     dd_agent_host: str | None = _env("DD_AGENT_HOST", default=None)
     dd_dogstatsd_port: int = _env("DD_DOGSTATSD_PORT", default=8125, ge=1, le=65535)
     redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)

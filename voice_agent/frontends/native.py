@@ -20,6 +20,7 @@ from voice_agent.events import (
     Ended,
     ErrorEvent,
     Interrupt,
+    Listening,
     Ready,
     Utterance,
 )
@@ -140,8 +141,11 @@ def _to_event(frame: _Frame, max_utterance_chars: int) -> CallerEvent:
     raise AssertionError(f"no event for {type(frame).__name__}")
 
 
-def encode(event: AgentEvent) -> dict[str, Any]:
-    """One event to one server frame (a JSON object)."""
+def encode(event: AgentEvent) -> dict[str, Any] | None:
+    """One event to one server frame (a JSON object), or None for an event the native
+    protocol does not carry (`agent.done` already tells the client the agent is done)."""
+    if isinstance(event, Listening):
+        return None
     if isinstance(event, Delta):
         return {"type": "agent.delta", "turn_id": event.turn_id, "text": event.text}
     if isinstance(event, Done):
