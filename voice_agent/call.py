@@ -35,6 +35,7 @@ from voice_agent.events import (
 )
 from voice_agent.flags import FlagStore
 from voice_agent.flows import FlowLibrary
+from voice_agent.speculation import Prepared, Speculator
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry import Telemetry, TurnEvent
 from voice_agent.turn import TurnRecord, now
@@ -42,7 +43,9 @@ from voice_agent.types import (
     Action,
     Budgets,
     Message,
+    Passage,
     Responder,
+    Retriever,
     Source,
     TurnRequest,
     Vector,
@@ -68,6 +71,7 @@ class CallConfig:
     max_history_messages: int = 40
     # The frontend times the caller's silence and sends CallerSilent (Retell): no own timer.
     frontend_reminders: bool = False
+    speculate: bool = True  # work on partial transcripts ahead of the final (enabled mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class CallDeps:
     embed: Embed
     telemetry: Telemetry | None = None
     flags: FlagStore | None = None  # run-time flags; without, the config's mode and budgets
+    retriever: Retriever | None = None  # for speculative retrieval on partials
 
 
 def _action(action: sm.Action) -> Action:
@@ -102,6 +107,7 @@ class CallSession:
         self._context: dict[str, str] = dict(config.context)
         self._metadata: list[str] = []  # the call's own values from call.start: never cached
         self._tasks = TaskScope("call")
+        self._speculator = Speculator(deps.embed, deps.retriever, self._tasks)
         self._turn: asyncio.Task[None] | None = None
         self._silence: asyncio.Task[None] | None = None
         self._turn_id = 0
@@ -137,6 +143,8 @@ class CallSession:
                 record = self._record(received_at)
                 self._remember(Message("user", event.text.strip()))
                 self._spawn(self._utterance_turn(event.text.strip(), record))
+            elif self._config.speculate and self.mode == "enabled":
+                self._speculator.partial(event.text)
         elif isinstance(event, Interrupt):
             await self._interrupt(event)
         elif isinstance(event, Dtmf):
@@ -165,6 +173,7 @@ class CallSession:
             return
         self.call_id = event.call_id or uuid.uuid4().hex
         self._tasks = TaskScope(f"call-{self.call_id}")
+        self._speculator = Speculator(self._deps.embed, self._deps.retriever, self._tasks)
         self.flow = flow
         # Placeholders: the service's values, then the flow's, then the call's metadata.
         self._context.update(flow.context)
@@ -183,8 +192,10 @@ class CallSession:
 
     async def _utterance_turn(self, text: str, record: TurnRecord) -> None:
         assert self.flow is not None and self.flow_state is not None
+        partials = self._speculator.partials
+        prepared = await self._prepared(text, record)
         candidates = sm.candidate_intents(self.flow, self.flow_state)
-        match, vector = await self._match(text, candidates, record)
+        match, vector = await self._match(text, candidates, record, prepared)
         self.flow_state, decision = sm.step(
             self.flow,
             self.flow_state,
@@ -194,15 +205,35 @@ class CallSession:
         detail: dict[str, Any] = {"reason": decision.reason}
         if match is not None:
             detail["intent"] = {"name": match.intent, "score": match.score, "kind": match.kind}
-        await self._deliver(record, decision, detail, text=text, vector=vector)
+        if partials:
+            detail["speculation"] = "used" if prepared is not None else "missed"
+        passages = prepared.passages if prepared is not None else None
+        await self._deliver(record, decision, detail, text=text, vector=vector, passages=passages)
+
+    async def _prepared(self, text: str, record: TurnRecord) -> Prepared | None:
+        """The work done on the caller's partials, when the final says the same words."""
+        if not self._speculator.partials:
+            return None
+        started = now()
+        prepared = await self._speculator.take(text)
+        record.add_duration("speculation_wait", started)
+        return prepared
 
     async def _match(
-        self, text: str, candidates: dict[str, str], record: TurnRecord
+        self,
+        text: str,
+        candidates: dict[str, str],
+        record: TurnRecord,
+        prepared: Prepared | None,
     ) -> tuple[IntentMatch | None, Vector | None]:
         """The intent among `candidates`, and the utterance's vector if one was computed
         (retrieval reuses it)."""
         intents = self._deps.intents
         match = intents.exact(text, candidates)
+        if prepared is not None:
+            if match is None and intents.needs_vector(text, candidates):
+                match = intents.nearest(prepared.vector, candidates)
+            return match, prepared.vector
         if match is not None or not intents.needs_vector(text, candidates):
             return match, None
         started = now()
@@ -290,6 +321,7 @@ class CallSession:
         detail: dict[str, Any],
         text: str | None = None,
         vector: Vector | None = None,
+        passages: list[Passage] | None = None,
     ) -> None:
         """Speak what the flow decided, let the tiers answer if it asked them to, then send
         the actions; end the call or wait for the caller."""
@@ -330,6 +362,7 @@ class CallSession:
                 cacheable=decision.cacheable,
                 tiers=self._tiers(decision),
                 vector=vector,
+                passages=passages,
                 quick_intents=decision.quick_intents,
                 context={**self._context, **slots},
                 flow=self.flow.name if self.flow is not None else "",

@@ -64,7 +64,9 @@ class KnowledgeTier:
     async def _answer(self, request: TurnRequest, reply: Reply) -> AsyncGenerator[str, None]:
         cfg = self._config
         record = request.record
-        passages = await self._retriever.retrieve(request.text, record, request.vector)
+        passages = request.passages
+        if passages is None:
+            passages = await self._retriever.retrieve(request.text, record, request.vector)
         reply.detail["passages"] = [p.doc_id for p in passages]
         reply.context = [p.text for p in passages[: cfg.prompt_passages]]
         messages = build_messages(

@@ -85,6 +85,7 @@ class Service:
             budgets=knowledge_config(self.settings).budgets,
             context={"business": self.settings.business_name},
             cancel_wait_s=self.settings.cancel_wait_s,
+            speculate=self.settings.speculate_partials,
         )
 
     def __post_init__(self) -> None:
@@ -142,6 +143,7 @@ class Service:
             self.encoder.embed,
             self.telemetry,
             self.flags,
+            self.knowledge,
         )
 
     def _roll_back(self, alert: QualityAlert) -> None:

@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     max_frame_bytes: int = _env("VOICE_AGENT_MAX_FRAME_BYTES", default=65536, ge=256)
     max_utterance_chars: int = _env("VOICE_AGENT_MAX_UTTERANCE_CHARS", default=2000, ge=16)
     cancel_wait_s: float = _env("VOICE_AGENT_CANCEL_WAIT_S", default=0.5, gt=0)
+    # Embed and retrieve on partial transcripts ahead of the final (enabled mode only).
+    speculate_partials: bool = _env("VOICE_AGENT_SPECULATE_PARTIALS", default=True)
     log_level: str = _env("VOICE_AGENT_LOG_LEVEL", default="INFO")
 
     @model_validator(mode="after")

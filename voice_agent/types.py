@@ -68,6 +68,7 @@ class TurnRequest:
     cacheable: bool = True
     tiers: Sequence[str] | None = None  # names of the tiers allowed to answer; None: all
     vector: Vector | None = None  # the utterance's embedding, when already computed
+    passages: Sequence[Passage] | None = None  # retrieved ahead, on the caller's partials
     quick_intents: Sequence[str] | None = None  # small talk the state lets templates answer
     context: Mapping[str, str] = field(default_factory=dict)  # placeholder values of the call
     quick: Any = None  # the quick tier's decision when it passed the turn on

@@ -1,0 +1,94 @@
+"""Cheap work on the caller's partial transcript, done before the final one arrives.
+
+While the caller is still speaking, frontends that send partials (Twilio's `last:false`
+prompts, Retell's `update_only` in the caller's turn, native `final:false`) let the service
+embed the words so far and retrieve passages for them. When the final transcript says the same
+words (case, punctuation and spacing aside), the turn starts with that vector and those
+passages; otherwise they are dropped and the turn computes its own. One computation runs per
+call at a time, always on the newest partial, so a fast talker does not queue work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from voice_agent.tasks import TaskScope
+from voice_agent.types import Passage, Retriever, Vector
+
+log = logging.getLogger(__name__)
+
+Embed = Callable[[str], Awaitable[Vector]]
+
+_NOT_WORD = re.compile(r"[^\w']+")
+
+
+def words_of(text: str) -> str:
+    """What a transcript says: lower case, punctuation and extra spaces gone."""
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    words: str
+    vector: Vector
+    passages: list[Passage] | None  # None: no retriever
+
+
+class Speculator:
+    def __init__(self, embed: Embed, retriever: Retriever | None, tasks: TaskScope) -> None:
+        self._embed = embed
+        self._retriever = retriever
+        self._tasks = tasks
+        self._pending: str | None = None  # the newest partial not yet worked on
+        self._working: str | None = None  # the words being worked on now
+        self._ready: Prepared | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.partials = 0  # partials seen since the last final
+
+    def partial(self, text: str) -> None:
+        """The caller's words so far; starts work on them unless already done or under way."""
+        self.partials += 1
+        words = words_of(text)
+        if not words or words in (self._working, self._ready and self._ready.words):
+            self._pending = None
+            return
+        self._pending = text
+        if self._worker is None or self._worker.done():
+            self._worker = self._tasks.spawn(self._work(), name="speculation")
+
+    async def _work(self) -> None:
+        while self._pending is not None:
+            text, self._pending = self._pending, None
+            self._working = words_of(text)
+            try:
+                vector = await self._embed(text)
+                passages = None
+                if self._retriever is not None:
+                    passages = await self._retriever.retrieve(text, None, vector)
+            except Exception:  # speculation is optional: the turn does the work itself
+                log.warning("speculative work on a partial failed", exc_info=True)
+                self._ready = None
+            else:
+                self._ready = Prepared(self._working, vector, passages)
+            finally:
+                self._working = None
+
+    async def take(self, text: str) -> Prepared | None:
+        """The work done for these words, waiting for it if it is under way; None when the
+        final says something else. Forgets everything either way."""
+        words = words_of(text)
+        if self._pending is not None and words_of(self._pending) != words:
+            self._pending = None  # work not started on other words: not needed any more
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            if words in (self._working, self._pending and words_of(self._pending)):
+                await asyncio.wait({worker})
+            else:
+                worker.cancel()
+        ready, self._ready = self._ready, None
+        self.partials = 0
+        return ready if ready is not None and ready.words == words else None
