@@ -2,17 +2,18 @@
 
 While the caller is still speaking, frontends that send partials (Twilio's `last:false`
 prompts, Retell's `update_only` in the caller's turn, native `final:false`) let the service
-embed the words so far and retrieve passages for them. When the final transcript says the same
-words (case, punctuation and spacing aside), the turn starts with that vector and those
-passages; otherwise they are dropped and the turn computes its own. One computation runs per
-call at a time, always on the newest partial, so a fast talker does not queue work.
+embed the words so far and retrieve passages for them. When the final transcript is the same
+text (spacing aside), the turn starts with that vector and those passages; otherwise they are
+dropped and the turn computes its own. "The same" is strict on purpose: a question mark or a
+capital changes the embedding a little, and with it, near a threshold, which tier answers;
+speculation must save time without changing the answer. One computation runs per call at a
+time, always on the newest partial, so a fast talker does not queue work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,12 +24,10 @@ log = logging.getLogger(__name__)
 
 Embed = Callable[[str], Awaitable[Vector]]
 
-_NOT_WORD = re.compile(r"[^\w']+")
-
 
 def words_of(text: str) -> str:
-    """What a transcript says: lower case, punctuation and extra spaces gone."""
-    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
+    """A transcript as the encoder sees it: the same words, spacing aside."""
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True, slots=True)
