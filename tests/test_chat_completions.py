@@ -13,7 +13,7 @@ from openai import AsyncOpenAI
 
 from voice_agent.service import Service
 
-from .fakes import FakeLLM
+from .fakes import FakeLLM, scaled
 
 pytestmark = pytest.mark.model
 
@@ -82,3 +82,43 @@ async def test_a_body_without_a_user_message_is_refused(
         empty = await http.post("/v1/chat/completions", json={"messages": []})
     assert no_user.status_code == 400 and "no user message" in no_user.text
     assert empty.status_code == 422
+
+
+async def test_a_newer_request_for_the_call_ends_the_older_stream_and_uses_what_was_heard(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    tokens = ["Our ", "hours ", "are "] + ["long "] * 200
+    llm = FakeLLM(tokens=tokens, token_interval_s=scaled(0.02))
+    service = make_service(llm, VOICE_AGENT_LLM_TIMEOUT_S=60, VOICE_AGENT_LLM_MAX_TOKENS=1000)
+    vapi = {"call": {"id": "vapi-barge-in"}}
+    asked = [{"role": "user", "content": "What are your hours?"}]
+    async with running(service) as url:
+        client = AsyncOpenAI(base_url=url + "/v1", api_key="not-needed")
+        first = await client.chat.completions.create(
+            model="voice-agent",
+            messages=asked,
+            stream=True,
+            extra_body=vapi,  # type: ignore[arg-type]
+        )
+        pieces = []
+        async for chunk in first:
+            pieces.append(chunk.choices[0].delta.content or "")
+            if "".join(pieces).strip():
+                break
+        llm.tokens, llm.token_interval_s = ["Yes."], 0
+        # The caller spoke over the answer: Vapi's conversation has what was heard of it.
+        heard = [*asked, {"role": "assistant", "content": "Our hours"},
+                 {"role": "user", "content": "Do you deliver?"}]  # fmt: skip
+        second = await client.chat.completions.create(
+            model="voice-agent",
+            messages=heard,
+            extra_body=vapi,  # type: ignore[arg-type]
+        )
+        rest = [chunk.choices[0].delta.content or "" async for chunk in first]
+        await client.close()
+    assert second.choices[0].message.content == "Yes."
+    assert llm.closed == 2 and len("".join(pieces + rest).split()) < 50  # the old stream ended
+    assert [(m.role, m.content) for m in llm.calls[1][-3:-1]] == [
+        ("user", "What are your hours?"),
+        ("assistant", "Our hours"),
+    ]

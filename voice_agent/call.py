@@ -39,6 +39,7 @@ from voice_agent.speculation import Prepared, Speculator
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry import Telemetry, TurnEvent
 from voice_agent.turn import TurnRecord, now
+from voice_agent.turn_policy import call_mode, serving_tiers, shadow_tiers, turn_budgets
 from voice_agent.types import (
     Action,
     Budgets,
@@ -58,7 +59,6 @@ Send = Callable[[AgentEvent], Awaitable[None]]
 Embed = Callable[[str], Awaitable[Vector]]
 
 END_REASONS = {"hangup": "agent_hangup", "transfer": "transfer"}
-FAST_TIERS = ("quick", "cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,14 +270,20 @@ class CallSession:
                 return  # nothing of the agent's was said since the caller's last turn
 
     def _replace_history(self, event: Transcript) -> None:
-        self.history = [
-            Message("assistant" if role == "assistant" else "user", text)
-            for role, text in event.turns
-            if text.strip()
-        ]
-        overflow = len(self.history) - self._config.max_history_messages
-        if overflow > 0:
-            del self.history[:overflow]
+        """The frontend's transcript becomes the history. An agent turn keeps the source it
+        had here (a flow prompt stays out of the LLM's history) when it is what the session
+        said, or the start of it (cut short by the caller)."""
+        said = [m for m in self.history if m.role == "assistant"]
+        history = []
+        for role, text in event.turns:
+            if not text.strip():
+                continue
+            if role != "assistant":
+                history.append(Message("user", text))
+                continue
+            source = next((m.source for m in said if m.content.startswith(text.strip())), None)
+            history.append(Message("assistant", text, source=source))
+        self.history = history[-self._config.max_history_messages :]
 
     # Turns
 
@@ -300,19 +306,6 @@ class CallSession:
         except Exception:  # task boundary: a broken turn must not leave the caller in silence
             log.exception("turn %s of call %s failed", turn_id, self.call_id)
             await self._say_fallback(turn_id)
-
-    def _budgets(self, decision: sm.Decision) -> Budgets:
-        base, own = self._config.budgets, decision.budgets
-        flags = self._deps.flags
-        if flags is not None:
-            base = Budgets(
-                flags.current.first_token_budget_s, base.stall_s, flags.current.llm_timeout_s
-            )
-        return Budgets(
-            first_token_s=own.first_token_budget_s or base.first_token_s,
-            stall_s=own.stall_timeout_s or base.stall_s,
-            total_s=own.llm_timeout_s or base.total_s,
-        )
 
     async def _deliver(
         self,
@@ -358,9 +351,9 @@ class CallSession:
                 history=tuple(self.history[:-2]),  # before this utterance and this answer
                 record=record,
                 task=decision.task,
-                budgets=self._budgets(decision),
+                budgets=turn_budgets(decision, self._config.budgets, self._deps.flags),
                 cacheable=decision.cacheable,
-                tiers=self._tiers(decision),
+                tiers=serving_tiers(decision, self.mode, self._deps.flags),
                 vector=vector,
                 passages=passages,
                 quick_intents=decision.quick_intents,
@@ -446,34 +439,13 @@ class CallSession:
     @property
     def mode(self) -> str:
         """This call's mode now: the flags are read on every turn."""
-        flags = self._deps.flags
-        if flags is None:
-            return self._config.mode
-        return flags.current.mode_for(self.call_id or "")
-
-    def _switched_off(self) -> set[str]:
-        flags = self._deps.flags
-        off = set()
-        if flags is not None:
-            if not flags.current.quick_responses:
-                off.add("quick")
-            if not flags.current.response_cache:
-                off.add("cache")
-        return off
-
-    def _tiers(self, decision: sm.Decision) -> tuple[str, ...]:
-        """The state's tiers, less the fast ones when the optimizations are not serving or
-        are switched off."""
-        off = self._switched_off()
-        if self.mode != "enabled":
-            off |= set(FAST_TIERS)
-        return tuple(t for t in decision.tiers if t not in off)
+        return call_mode(self._deps.flags, self._config.mode, self.call_id or "")
 
     def _shadow(self, request: TurnRequest, decision: sm.Decision) -> asyncio.Task[Any] | None:
         """In shadow mode, ask the fast tiers what they would answer, beside the served path."""
         if self.mode != "shadow":
             return None
-        fast = tuple(t for t in decision.tiers if t in FAST_TIERS and t not in self._switched_off())
+        fast = shadow_tiers(decision, self._deps.flags)
         if not fast:
             return None
         request.shadow = True  # the served path lets the cache learn

@@ -1,8 +1,10 @@
 """`POST /v1/chat/completions`: the OpenAI-compatible frontend (Vapi's custom LLM, any OpenAI
 client). Each request is one caller turn, answered by a call session like any other call, so
 the fast tiers, the flow and the telemetry all apply. With Vapi's `call.id` the session lives
-across requests (its flow state and history); without, a session is made for the request from
-the conversation it carries. A newer request for a call ends the older one's stream at once.
+across requests (its flow state, and its history when a request carries only the newest
+message); without, a session is made for the request. The conversation a request carries is
+the history. A newer request for a call ends the older
+one's stream at once and cancels its work.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from voice_agent.call import CallSession
-from voice_agent.events import AgentEvent, CallStart, Delta, Done, Ended, Utterance
+from voice_agent.events import AgentEvent, CallStart, Delta, Done, Ended, Transcript, Utterance
 from voice_agent.frontends.openai_chat import (
     ChatBody,
     ChatError,
@@ -56,12 +58,17 @@ class ChatCall:
                 queue.put_nowait(None)
         self._turns.clear()
 
-    async def start(self, call: str | None, history: list[Message]) -> None:
+    async def start(self, call: str | None) -> None:
         await self.session.handle(CallStart(call_id=call))
-        self.session.history.extend(history)
 
-    async def ask(self, text: str) -> asyncio.Queue[AgentEvent | None]:
+    async def ask(self, text: str, history: list[Message]) -> asyncio.Queue[AgentEvent | None]:
+        """Answer `text`. `history` is the conversation before it as the request tells it
+        (what the caller heard: an answer cut short by the caller is cut there); it replaces
+        the session's, unless the request carries none (a client sending only its newest
+        message relies on the session's)."""
         self._close_turns()  # an older request of this call stops here
+        if history:
+            await self.session.handle(Transcript(tuple((m.role, m.content) for m in history)))
         await self.session.handle(Utterance(text))
         # The turn's task has not run yet (no await since it was spawned): nothing is missed.
         queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue(TURN_QUEUE)
@@ -83,14 +90,14 @@ class ChatCalls:
         self._service = service
         self._calls: OrderedDict[str, ChatCall] = OrderedDict()
 
-    async def get(self, body: ChatBody, history: list[Message]) -> tuple[ChatCall, bool]:
+    async def get(self, body: ChatBody) -> tuple[ChatCall, bool]:
         """The call's session (made on first use) and whether it lives on after the request."""
         key = call_id(body)
         if key is not None and key in self._calls:
             self._calls.move_to_end(key)
             return self._calls[key], True
         call = ChatCall(self._service)
-        await call.start(key, history)
+        await call.start(key)
         if key is None:
             return call, False
         self._calls[key] = call
@@ -115,8 +122,8 @@ def chat_router() -> APIRouter:
             text, history = caller_turn(body)
         except ChatError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
-        call, kept = await calls.get(body, history)
-        queue = await call.ask(text)
+        call, kept = await calls.get(body)
+        queue = await call.ask(text, history)
         chunks = Chunks(body.model)
         if not body.stream:
             answer = "".join([piece async for piece in answer_pieces(queue)])
