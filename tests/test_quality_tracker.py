@@ -115,3 +115,21 @@ async def test_wrong_answers_raise_an_alert_and_roll_back_to_shadow(
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert audit[-1]["who"].startswith("auto-rollback: cache answers poor")
     assert audit[-1]["old"] == {"mode": "enabled"} and audit[-1]["new"] == {"mode": "shadow"}
+
+
+async def test_small_talk_answered_from_templates_raises_no_alert(
+    tracked: Service, running: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Template answers have little in common with their question ("Thanks a lot" / "You're
+    welcome!", a repeat of the last answer): they are judged by their intent match too."""
+    caplog.set_level(logging.INFO, logger="voice_agent.telemetry")
+    small_talk = ["Hi there", "Are you a real person?", "Sorry, can you say that again?",
+                  "Thanks a lot", "Hold on a second", "Hello"] * 3  # fmt: skip
+    async with running(tracked) as url, call(url) as client:
+        await client.start()
+        sources = await ask_all(client, tracked, small_talk)
+    assert sources == ["quick"] * len(small_talk)
+    assert tagged(caplog, "[QUALITY_ALERT]") == []
+    scores = [float(line.split(" score=")[1].split()[0]) for line in tagged(caplog, "[QUALITY]")]
+    assert len(scores) == len(small_talk) and min(scores) >= 50
+    assert tracked.flags is not None and tracked.flags.current.mode == "enabled"

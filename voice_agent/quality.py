@@ -8,6 +8,11 @@
   content words the passages contain (a made-up fee or hour has no support).
 - **speech**: is it fit to be spoken? Penalties for markdown, links, a length outside 2 to 60
   words, and repeated phrases.
+- **intent**, for a template answer (quick responses): how sure the match of the caller's words
+  to the template's intent was (1 for an exact example or a rule, else the similarity to the
+  nearest example). A template is right when its intent is; question-answer similarity alone
+  underrates small talk ("Thanks a lot" / "You're welcome!"), and a repeat of the last answer
+  ("Say that again?") by design has nothing in common with the question.
 
 Fallbacks and timeouts are capped low: the caller did not get an answer. Everything here is
 pure: vectors come from the caller.
@@ -33,6 +38,7 @@ RELEVANCE_WIDTH = 0.07
 GROUNDED_SIMILARITY = 0.7
 WEIGHTS_WITH_CONTEXT = {"relevance": 0.5, "grounding": 0.3, "speech": 0.2}
 WEIGHTS_WITHOUT_CONTEXT = {"relevance": 0.75, "speech": 0.25}
+WEIGHTS_TEMPLATE = {"intent": 0.5, "relevance": 0.25, "speech": 0.25}
 CAPS = {"fallback": 20.0, "timeout": 10.0}  # the most a non-answer can score
 MAX_SPOKEN_WORDS = 60
 
@@ -101,13 +107,17 @@ def score_answer(
     answer_vector: Vector,
     passages: Sequence[tuple[str, Vector]] | None = None,
     outcome: str = "answer",
+    intent_score: float | None = None,
 ) -> QualityScore:
     """`passages` (text, vector) when the answer was generated from retrieved text; `outcome`
-    is "answer", "fallback" or "timeout"."""
+    is "answer", "fallback" or "timeout"; `intent_score` for a template answer."""
     parts = {"relevance": relevance(question_vector, answer_vector)}
     fit, notes = speech(answer)
     parts["speech"] = fit
-    if passages is not None:
+    if intent_score is not None:
+        parts["intent"] = min(1.0, max(0.0, intent_score))
+        weights = WEIGHTS_TEMPLATE
+    elif passages is not None:
         parts["grounding"] = grounding(answer, answer_vector, passages)
         weights = WEIGHTS_WITH_CONTEXT
     else:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from voice_agent.quality import QualityScore, score_answer
 from voice_agent.rag.encoder import Vectors
@@ -37,11 +37,21 @@ async def score_texts(
     answer: str,
     passages: Sequence[str] | None,
     outcome: str = "answer",
+    intent_score: float | None = None,
 ) -> QualityScore:
-    """Embed the texts in one batch, then score (quality.py); `passages` None: no grounding."""
+    """Embed the texts in one batch, then score (quality.py); `passages` None: no grounding;
+    `intent_score` for a template answer."""
     vectors = await encode([question, answer, *(passages or ())])
     grounded = list(zip(passages, vectors[2:], strict=True)) if passages is not None else None
-    return score_answer(answer, vectors[0], vectors[1], grounded, outcome)
+    return score_answer(answer, vectors[0], vectors[1], grounded, outcome, intent_score)
+
+
+def template_intent_score(detail: Mapping[str, Any]) -> float | None:
+    """How sure the quick tier was of the intent it answered, from the turn's detail."""
+    quick = detail.get("quick")
+    if isinstance(quick, Mapping) and isinstance(quick.get("score"), int | float):
+        return float(quick["score"])
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +96,7 @@ class QualityTracker:
                     source=would_be.source,
                     answer=would_be.answer,
                     context=(),
-                    detail={"would_be": True},
+                    detail={"would_be": True, **would_be.detail},
                     would_be=None,
                 )
             )
@@ -107,6 +117,7 @@ class QualityTracker:
             event.answer,
             context or None,
             outcome if event.source == "fallback" else "answer",
+            template_intent_score(event.detail) if event.source == "quick" else None,
         )
         parts = " ".join(f"{k}={v}" for k, v in result.parts.items())
         notes = f" notes={';'.join(result.notes)}" if result.notes else ""

@@ -59,7 +59,8 @@ class ResponderChain:
             reply = await tier.respond(request)
             if reply is not None:
                 text = "".join([piece async for piece in reply.pieces])
-                return WouldBe(reply.source, text, round((now() - started) * 1000, 3))
+                latency_ms = round((now() - started) * 1000, 3)
+                return WouldBe(reply.source, text, latency_ms, reply.detail)
         return None
 
     def _followed(self, request: TurnRequest, reply: Reply, answering: Tier) -> Reply:

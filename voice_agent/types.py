@@ -106,6 +106,7 @@ class WouldBe:
     source: str
     answer: str
     latency_ms: float
+    detail: Mapping[str, Any] = field(default_factory=dict)  # the tier's (e.g. its intent)
 
 
 class Responder(Protocol):
