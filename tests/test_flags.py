@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from voice_agent.flags import Flags
+from voice_agent.flags import Flags, FlagsPatch, FlagStore
 from voice_agent.service import Service
+from voice_agent.settings import load_settings
 
 from .conftest import call
 from .fakes import FakeLLM
@@ -63,3 +64,19 @@ def test_the_rollout_sends_a_stable_share_of_calls_to_enabled() -> None:
     assert set(modes) == {"enabled", "shadow"}
     assert modes == [flags.mode_for(c) for c in calls]  # stable per call
     assert Flags("disabled", 25, True, True, 0.88, 0.8, 3.0).mode_for("call-1") == "disabled"
+
+
+def test_an_unwritable_audit_log_refuses_a_change_but_not_the_automatic_rollback(
+    tmp_path: Path,
+) -> None:
+    store = FlagStore(Flags("enabled", 100, True, True, 0.88, 0.8, 3.0), audit_log=tmp_path)
+    with pytest.raises(IsADirectoryError):  # the "log" is a directory: nothing can be written
+        store.change(FlagsPatch(mode="disabled"), who="oncall")
+    assert store.current.mode == "enabled"
+    store.change(FlagsPatch(mode="shadow"), who="auto-rollback", must_record=False)
+    assert store.current.mode == "shadow"
+
+
+def test_an_empty_audit_log_setting_means_no_audit_log() -> None:
+    assert load_settings(VOICE_AGENT_AUDIT_LOG="").audit_log is None
+    assert load_settings(VOICE_AGENT_TELEMETRY_FILE=" ").telemetry_file is None

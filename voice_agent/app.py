@@ -179,6 +179,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             svc.flags.change(patch, who=x_actor or "unknown")
         except FlagError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
+        except OSError as exc:
+            detail = f"the audit log cannot be written ({exc}); the change was not made"
+            raise HTTPException(status_code=503, detail=detail) from exc
         return svc.flags.as_dict()
 
     @app.post("/v1/admin/cache/flush")

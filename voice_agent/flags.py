@@ -78,7 +78,10 @@ class FlagStore:
     def on_change(self, listener: Callable[[Flags], None]) -> None:
         self._listeners.append(listener)
 
-    def change(self, patch: FlagsPatch, who: str) -> Flags:
+    def change(self, patch: FlagsPatch, who: str, must_record: bool = True) -> Flags:
+        """Apply `patch`. A change the audit log cannot record is refused (OSError), unless
+        `must_record` is False: the automatic rollback protects callers first, and logs the
+        failure to record it."""
         values = patch.model_dump(exclude_none=True)
         with self._lock:
             old = self._flags
@@ -91,8 +94,14 @@ class FlagStore:
             changed = {k for k in values if getattr(old, k) != getattr(new, k)}
             if not changed:
                 return old
-            self._audit(who, {k: getattr(old, k) for k in sorted(changed)},
-                        {k: getattr(new, k) for k in sorted(changed)})  # fmt: skip
+            try:
+                self._audit(who, {k: getattr(old, k) for k in sorted(changed)},
+                            {k: getattr(new, k) for k in sorted(changed)})  # fmt: skip
+            except OSError:
+                if must_record:
+                    raise
+                log.error("flag change by %s applied but not recorded in the audit log", who,
+                          exc_info=True)  # fmt: skip
             self._flags = new
         log.warning("flags changed by %s: %s", who, {k: getattr(new, k) for k in changed})
         for listener in self._listeners:

@@ -158,7 +158,7 @@ class Service:
             f"auto-rollback: {alert.source} answers poor (mean {alert.mean} over "
             f"{alert.window} turns, baseline {self.quality.baseline})"
         )
-        self.flags.change(FlagsPatch(mode="shadow"), who=why)
+        self.flags.change(FlagsPatch(mode="shadow"), who=why, must_record=False)
         self.quality.reset(alert.source)
         log.warning("[QUALITY_ALERT] switched to shadow: %s", why)
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quick_responses.pack import DEFAULT_PACK
@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     # Embed and retrieve on partial transcripts ahead of the final (enabled mode only).
     speculate_partials: bool = _env("VOICE_AGENT_SPECULATE_PARTIALS", default=True)
     log_level: str = _env("VOICE_AGENT_LOG_LEVEL", default="INFO")
+
+    @field_validator("audit_log", "cache_warm_file", "telemetry_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # An empty variable means "none", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
