@@ -1,12 +1,13 @@
 """Barge-in: how soon generation stops after the caller interrupts, over the real WebSocket,
-for the native protocol and Twilio ConversationRelay, with the bundled SmolLM2-135M.
+for the native protocol, Twilio ConversationRelay and Retell, with the bundled SmolLM2-135M.
 
 Each trial asks a question, waits for the first words of the answer, sends the frontend's
-interrupt and measures, in the service's own process (one clock), the time until the service
-closed the model's stream and the time until the model's thread stopped decoding (its lock
-released), and counts the text frames the client got after the interrupt. The baseline
-printed beside it is the model's own time between two tokens in the same run: a stop cannot be
-seen sooner than the token in flight finishes.
+interrupt (Retell: a newer response_required) and measures, in the service's own process (one
+clock), the time until the service closed the model's stream and the time until the model's
+thread stopped decoding (its lock released), and counts the text frames the client got after
+the interrupt (Retell: frames of the old response id). The baseline printed beside it is the
+model's own time between two tokens in the same run: a stop cannot be seen sooner than the
+token in flight finishes.
 
     .venv/bin/python bench/barge_in.py --trials 20
 """
@@ -100,6 +101,37 @@ async def twilio_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
         return sent, thread_ms, await frames_after(ws, "text")
 
 
+async def retell_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+    """Retell's barge-in is a newer response_required whose transcript has the agent's turn
+    cut where the caller spoke; the caller's new words here are small talk, answered by a
+    template, so that no new generation takes the model."""
+    async with websockets.connect(url + f"/retell/llm/call{time.time_ns()}") as ws:
+        await ws.recv()  # config
+        await ws.send(json.dumps({"interaction_type": "call_details", "call": {}}))
+        await ws.recv()  # response 0: the qa flow waits for the caller
+        asked = [{"role": "user", "content": question}]
+        await ws.send(
+            json.dumps({"interaction_type": "response_required", "response_id": 1,
+                        "transcript": asked})
+        )  # fmt: skip
+        while not json.loads(await ws.recv()).get("content"):
+            pass
+        sent = time.perf_counter()
+        cut = [*asked, {"role": "agent", "content": "Sure"}, {"role": "user", "content": "thanks"}]
+        await ws.send(
+            json.dumps({"interaction_type": "response_required", "response_id": 2,
+                        "transcript": cut})
+        )  # fmt: skip
+        thread_ms = await stopped_after(llm, sent)
+        late = 0
+        try:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                late += frame.get("response_id") == 1
+        except TimeoutError:
+            return sent, thread_ms, late
+
+
 async def frames_after(ws: websockets.ClientConnection, kind: str) -> int:
     count = 0
     try:
@@ -141,7 +173,12 @@ def main() -> None:
     results: dict[str, tuple[list[float], list[float], list[int]]] = {}
     with Server(create_app(service=service)) as ws_url:
         base = ws_url.removesuffix("/v1/calls")
-        for name, trial in (("native", native_trial), ("twilio relay", twilio_trial)):
+        trials = (
+            ("native", native_trial),
+            ("twilio relay", twilio_trial),
+            ("retell", retell_trial),
+        )
+        for name, trial in trials:
             stops: list[float] = []
             threads: list[float] = []
             late: list[int] = []
