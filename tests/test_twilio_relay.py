@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -171,3 +172,27 @@ async def test_the_voice_webhook_returns_twiml_that_connects_to_the_relay(
     assert response.headers["content-type"].startswith("application/xml")
     relay_url = url.replace("http://", "wss://") + "/twilio/relay"
     assert f'<ConversationRelay url="{relay_url}"' in response.text
+
+
+async def test_digits_become_send_digits_and_twilios_error_frame_leaves_the_call_going(
+    make_service: Callable[..., Service], running: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "keys.yaml").write_text(
+        "name: keys\nstart: menu\nstates:\n"
+        '  menu: {say: "Connecting you to billing.", action: {dtmf: "1234#"}, next: answer}\n'
+        '  answer: {task: "Answer questions.", on: {goodbye: bye}}\n'
+        '  bye: {say: "Bye.", action: hangup}\n'
+    )
+    service = make_service(
+        FakeLLM(), VOICE_AGENT_FLOW_PATH=tmp_path, VOICE_AGENT_DEFAULT_FLOW="keys"
+    )
+    async with running(service) as url, relay(url) as twilio:
+        await twilio.send(SETUP)
+        greeting = await twilio.answer()
+        digits = await twilio.recv()
+        await twilio.send({"type": "error", "description": "Invalid message received: x"})
+        await twilio.send({"type": "prompt", "voicePrompt": "What time do you open?", "last": True})
+        answer = await twilio.answer()
+    assert greeting == "Connecting you to billing."
+    assert digits == {"type": "sendDigits", "digits": "1234#"}
+    assert answer == "Maple Street Pharmacy opens at 9 AM."
