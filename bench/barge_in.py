@@ -1,13 +1,15 @@
-"""Barge-in: how soon generation stops after the caller interrupts, over the real WebSocket,
-for the native protocol, Twilio ConversationRelay and Retell, with the bundled SmolLM2-135M.
+"""Barge-in: how soon generation stops after the caller interrupts, for the native protocol,
+Twilio ConversationRelay, Retell and the OpenAI-compatible endpoint, with the bundled
+SmolLM2-135M.
 
 Each trial asks a question, waits for the first words of the answer, sends the frontend's
-interrupt (Retell: a newer response_required) and measures, in the service's own process (one
-clock), the time until the service closed the model's stream and the time until the model's
-thread stopped decoding (its lock released), and counts the text frames the client got after
-the interrupt (Retell: frames of the old response id). The baseline printed beside it is the
-model's own time between two tokens in the same run: a stop cannot be seen sooner than the
-token in flight finishes.
+interrupt (Retell: a newer response_required; OpenAI: a newer request for the same call) and
+measures, in the service's own process (one clock), the time until the service closed the
+model's stream and the time until the model's thread stopped decoding (its lock released), and
+counts the text the client got after the interrupt (Retell: frames of the old response id;
+OpenAI: content chunks of the old stream). The baseline printed beside it is the model's own
+time between two tokens in the same run: a stop cannot be seen sooner than the token in flight
+finishes.
 
     .venv/bin/python bench/barge_in.py --trials 20
 """
@@ -28,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # bench/quick_responses.py shares its name with the package: keep this folder off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -132,6 +135,35 @@ async def retell_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
             return sent, thread_ms, late
 
 
+async def openai_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+    """Vapi's barge-in is a newer request for the same call.id; the caller's new words are
+    small talk again, so that no new generation takes the model."""
+    call = {"id": f"vapi{time.time_ns()}"}
+    asked = [{"role": "user", "content": question}]
+    async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=30) as http:
+        body = {"model": "m", "stream": True, "messages": asked, "call": call}
+        async with http.stream("POST", "/v1/chat/completions", json=body) as first:
+            lines = first.aiter_lines()
+            async for line in lines:
+                if line.startswith("data: {") and content_of(line):
+                    break
+            sent = time.perf_counter()
+            cut = [*asked, {"role": "assistant", "content": "Sure"},
+                   {"role": "user", "content": "thanks"}]  # fmt: skip
+            newer = {"model": "m", "messages": cut, "call": call}
+            second = asyncio.create_task(http.post("/v1/chat/completions", json=newer))
+            thread_ms = await stopped_after(llm, sent)
+            late = sum(
+                [bool(content_of(line)) async for line in lines if line.startswith("data: {")]
+            )
+            await second
+    return sent, thread_ms, late
+
+
+def content_of(line: str) -> str:
+    return str(json.loads(line[6:])["choices"][0]["delta"].get("content") or "")
+
+
 async def frames_after(ws: websockets.ClientConnection, kind: str) -> int:
     count = 0
     try:
@@ -177,6 +209,7 @@ def main() -> None:
             ("native", native_trial),
             ("twilio relay", twilio_trial),
             ("retell", retell_trial),
+            ("openai chat", openai_trial),
         )
         for name, trial in trials:
             stops: list[float] = []
