@@ -33,7 +33,7 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from turn_latency import Server, percentile, row
+from turn_latency import Server, percentile, row, timed_turn
 
 from voice_agent.app import create_app
 from voice_agent.service import build_service
@@ -52,16 +52,7 @@ async def native(base: str, n: int) -> list[float]:
         await ws.recv()
         for text in TURNS:
             await asyncio.sleep(PAUSE_S)
-            sent = time.perf_counter()
-            await ws.send(json.dumps({"type": "user.utterance", "text": text}))
-            first = None
-            while True:
-                frame = json.loads(await ws.recv())
-                if frame["type"] == "agent.delta" and first is None:
-                    first = time.perf_counter()
-                if frame["type"] == "agent.done":
-                    break
-            times.append(((first or time.perf_counter()) - sent) * 1000)
+            times.append((await timed_turn(ws, text))[0])
     return times
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from turn_latency import Server, percentile, row
+from turn_latency import Server, percentile, row, timed_turn
 
 from voice_agent.app import create_app
 from voice_agent.cache_tier import CacheTier
@@ -74,15 +73,7 @@ async def ask(
                 text = " ".join(words[:n])
                 await ws.send(json.dumps({"type": "user.utterance", "text": text, "final": False}))
         await asyncio.sleep(word_gap_s)  # end of speech detected
-        sent = time.perf_counter()
-        await ws.send(json.dumps({"type": "user.utterance", "text": final}))
-        first = None
-        while True:
-            frame = json.loads(await ws.recv())
-            if frame["type"] == "agent.delta" and first is None:
-                first = time.perf_counter()
-            if frame["type"] == "agent.done":
-                break
+        first_ms, _, frame = await timed_turn(ws, final)
         await ws.send(json.dumps({"type": "call.end"}))
     return {
         "question": question,
@@ -90,7 +81,7 @@ async def ask(
         "source": frame["source"],
         "speculation": frame["detail"].get("flow", {}).get("speculation"),
         "cache": frame["detail"].get("cache"),
-        "first_token_ms": ((first or time.perf_counter()) - sent) * 1000,
+        "first_token_ms": first_ms,
         "server": frame["latency_ms"],
     }
 

@@ -99,6 +99,21 @@ class Server:
         self.thread.join(timeout=10)
 
 
+async def timed_turn(ws: Any, text: str) -> tuple[float, float, dict[str, Any]]:
+    """Send a final utterance on a native-protocol socket; milliseconds to the first
+    `agent.delta` and to `agent.done`, and the `agent.done` frame."""
+    sent = time.perf_counter()
+    await ws.send(json.dumps({"type": "user.utterance", "text": text}))
+    first = None
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "agent.delta" and first is None:
+            first = time.perf_counter()
+        if frame["type"] == "agent.done":
+            ended = time.perf_counter()
+            return ((first or ended) - sent) * 1000, (ended - sent) * 1000, frame
+
+
 def model_alone_after(recorder: RecordingLLM, local: LocalLLM, pause_s: float) -> float:
     """Time the model alone on the prompt the service just used, from the same starting state."""
     messages, max_tokens = recorder.prompts[-1]
@@ -123,22 +138,13 @@ async def drive_calls(
             json.loads(await ws.recv())
             for text in script:
                 await asyncio.sleep(pause_s)  # the caller speaking; never 0 on a real call
-                sent = time.perf_counter()
-                await ws.send(json.dumps({"type": "user.utterance", "text": text}))
-                first = None
-                while True:
-                    frame = json.loads(await ws.recv())
-                    if frame["type"] == "agent.delta" and first is None:
-                        first = time.perf_counter()
-                    if frame["type"] == "agent.done":
-                        break
-                ended = time.perf_counter()
+                first_ms, total_ms, frame = await timed_turn(ws, text)
                 turns.append(
                     {
                         "text": text,
                         "source": frame["source"],
-                        "client_first_token_ms": ((first or ended) - sent) * 1000,
-                        "client_total_ms": (ended - sent) * 1000,
+                        "client_first_token_ms": first_ms,
+                        "client_total_ms": total_ms,
                         "server": frame["latency_ms"],
                         "model_alone_first_token_ms": (
                             model_alone_after(recorder, local, pause_s)

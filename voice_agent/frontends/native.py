@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,31 +23,7 @@ from voice_agent.events import (
     Ready,
     Utterance,
 )
-
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
-
-
-def dtmf_digit(value: Any) -> str:
-    """A key pressed, as one of 0-9, *, #, A-D (a number is taken as its digits)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
-        raise ValueError("must be one of 0-9, *, #, A-D")
-    return value.upper()
-
-
-def load_frame(raw: str) -> tuple[str, dict[str, Any]]:
-    """A text frame's JSON object and its `type`; raises ProtocolError for anything else."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise ProtocolError("invalid_frame", "frame must be a JSON object")
-    kind = data.get("type")
-    if not isinstance(kind, str):
-        raise ProtocolError("invalid_frame", "frame has no string field 'type'")
-    return kind, data
+from voice_agent.frontends.frames import dtmf_digit, load_frame, parse_frame
 
 
 class _Frame(BaseModel):
@@ -110,18 +85,14 @@ def _describe(exc: ValidationError) -> str:
 def decode(raw: str, max_utterance_chars: int) -> CallerEvent:
     """One client frame to one event; raises ProtocolError with a code for the error frame."""
     kind, data = load_frame(raw)
-    model = _CLIENT_FRAMES.get(kind)
-    if model is None:
+    if kind not in _CLIENT_FRAMES:
         known = ", ".join(sorted(_CLIENT_FRAMES))
         raise ProtocolError("unknown_type", f"unknown frame type {kind!r}; expected one of {known}")
-    try:
-        frame = model.model_validate(data)
-    except ValidationError as exc:
-        raise ProtocolError("invalid_frame", f"{kind}: {_describe(exc)}") from exc
+    frame = parse_frame(_CLIENT_FRAMES, kind, data, "unknown frame type", _describe)
     return _to_event(frame, max_utterance_chars)
 
 
-def _to_event(frame: _Frame, max_utterance_chars: int) -> CallerEvent:
+def _to_event(frame: BaseModel, max_utterance_chars: int) -> CallerEvent:
     if isinstance(frame, _CallStart):
         return CallStart(call_id=frame.call_id, flow=frame.flow, metadata=frame.metadata)
     if isinstance(frame, _Utterance):

@@ -12,11 +12,10 @@ an older one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from voice_agent.errors import ProtocolError
 from voice_agent.events import (
@@ -31,6 +30,7 @@ from voice_agent.events import (
     Transcript,
     Utterance,
 )
+from voice_agent.frontends.frames import load_frame, parse_frame
 
 CONFIG = {"response_type": "config", "config": {"auto_reconnect": True, "call_details": True}}
 
@@ -108,20 +108,8 @@ RetellFrame = CallDetails | Ping | Update | ResponseRequest
 
 def decode(raw: str, max_utterance_chars: int) -> RetellFrame:
     """One Retell frame; raises ProtocolError for anything that is not one."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("interaction_type"), str):
-        raise ProtocolError("invalid_frame", "frame has no string field 'interaction_type'")
-    kind = data["interaction_type"]
-    model = _FRAMES.get(kind)
-    if model is None:
-        raise ProtocolError("unknown_type", f"unknown Retell interaction_type {kind!r}")
-    try:
-        frame = model.model_validate(data)
-    except ValidationError as exc:
-        raise ProtocolError("invalid_frame", f"{kind}: {exc.errors()[0]['msg']}") from exc
+    kind, data = load_frame(raw, key="interaction_type")
+    frame = parse_frame(_FRAMES, kind, data, "unknown Retell interaction_type")
     if isinstance(frame, _CallDetails):
         return CallDetails(_metadata(frame.call))
     if isinstance(frame, _Ping):

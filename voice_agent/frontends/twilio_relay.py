@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voice_agent.errors import ProtocolError
 from voice_agent.events import (
@@ -31,7 +31,7 @@ from voice_agent.events import (
     Interrupt,
     Utterance,
 )
-from voice_agent.frontends.native import dtmf_digit, load_frame
+from voice_agent.frontends.frames import dtmf_digit, load_frame, parse_frame
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,7 @@ _FRAMES: dict[str, type[_Frame]] = {
 def decode(raw: str, max_utterance_chars: int) -> CallerEvent | None:
     """One Twilio frame to one event, or None for a frame that needs no action."""
     kind, data = load_frame(raw)
-    model = _FRAMES.get(kind)
-    if model is None:
-        raise ProtocolError("unknown_type", f"unknown ConversationRelay frame {kind!r}")
-    try:
-        frame = model.model_validate(data)
-    except ValidationError as exc:
-        raise ProtocolError("invalid_frame", f"{kind}: {exc.errors()[0]['msg']}") from exc
+    frame = parse_frame(_FRAMES, kind, data, "unknown ConversationRelay frame")
     if isinstance(frame, _Setup):
         metadata = {k: v for k, v in frame.customParameters.items()}
         metadata.update({"from": frame.from_, "to": frame.to, "direction": frame.direction})

@@ -1,0 +1,60 @@
+"""What every frontend codec does with a text frame before its own logic: parse the JSON
+object, find its kind, validate it against the model for that kind; and the DTMF keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from voice_agent.errors import ProtocolError
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+
+
+def dtmf_digit(value: Any) -> str:
+    """A key pressed, as one of 0-9, *, #, A-D (a number is taken as its digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
+        raise ValueError("must be one of 0-9, *, #, A-D")
+    return value.upper()
+
+
+def load_frame(raw: str, key: str = "type") -> tuple[str, dict[str, Any]]:
+    """A text frame's JSON object and its kind (the string field `key`); raises
+    ProtocolError for anything else."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_frame", "frame must be a JSON object")
+    kind = data.get(key)
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_frame", f"frame has no string field {key!r}")
+    return kind, data
+
+
+def first_error(exc: ValidationError) -> str:
+    return str(exc.errors()[0]["msg"])
+
+
+def parse_frame(
+    models: Mapping[str, type[BaseModel]],
+    kind: str,
+    data: dict[str, Any],
+    unknown: str,
+    describe: Callable[[ValidationError], str] = first_error,
+) -> BaseModel:
+    """`data` validated by the model for `kind`; `unknown` starts the message for a kind
+    there is no model for."""
+    model = models.get(kind)
+    if model is None:
+        raise ProtocolError("unknown_type", f"{unknown} {kind!r}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("invalid_frame", f"{kind}: {describe(exc)}") from exc
