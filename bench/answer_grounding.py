@@ -1,7 +1,10 @@
 """How often the bundled model's spoken answer contains the fact the caller asked for, by how
-many retrieved passages go into the prompt. Each question has a pattern that a right answer
-must contain (an hour, a price, a street number); the answer is what the service would speak
-(speech filter, sentence limit). Repeated runs average out sampling.
+many retrieved passages go into the prompt, and whether the quality score tells those answers
+from the ones without the fact. Each question has a pattern that a right answer must contain
+(an hour, a price, a street number); the answer is what the service would speak (speech
+filter, sentence limit). Repeated runs average out sampling. Every answer is then scored as the
+quality tracker scores it (with the passages it was made from), and the ROC AUC of the score
+and of its parts says how well each separates answers with the fact from answers without.
 
     .venv/bin/python bench/answer_grounding.py [--repeats 3]
 """
@@ -25,10 +28,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 from voice_agent.llm.local import LocalLLM, bundled_model_path
 from voice_agent.llm.prompt import build_messages
 from voice_agent.llm.speech import SpeechFilter
+from voice_agent.quality import QualityScore
+from voice_agent.quality_tracker import score_texts
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.settings import DEMO_KB_PATH, load_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_score import roc_auc
 
 QUESTIONS: list[tuple[str, str]] = [
     ("What time do you open on Saturday?", r"\b9\b"),
@@ -61,6 +69,36 @@ def spoken_answer(llm: LocalLLM, messages: list, max_tokens: int, sentences: int
     return "".join(out)
 
 
+def report_scores(encoder: Encoder, scored: list[tuple[str, str, list[str], bool]]) -> None:
+    """The quality score of every answer, split by whether it holds the fact."""
+
+    results = [
+        (asyncio.run(score_texts(encoder.encode_many, q, a, passages)), has_fact, q, a)
+        for q, a, passages, has_fact in scored
+        if a.strip()
+    ]
+    right = [r for r, ok, _, _ in results if ok]
+    wrong = [r for r, ok, _, _ in results if not ok]
+    print(f"\nquality score of the {len(results)} answers: {len(right)} with the fact, "
+          f"{len(wrong)} without")  # fmt: skip
+    print("\n| measure | ROC AUC | with the fact: p50 | without: p50 |\n|---|---|---|---|")
+    for part in ("score", "relevance", "grounding", "consistency", "speech"):
+
+        def value(r: QualityScore, part: str = part) -> float:
+            return r.score if part == "score" else r.parts[part]
+
+        with_fact = [value(r) for r in right]
+        without = [value(r) for r in wrong]
+        print(
+            f"| {part} | {roc_auc(with_fact, without):.3f} | "
+            f"{statistics.median(with_fact):.3f} | {statistics.median(without):.3f} |"
+        )
+    print("\nhighest-scored answers without the fact:")
+    misses = sorted((item for item in results if not item[1]), key=lambda item: -item[0].score)
+    for result, _, question, answer in misses[:5]:
+        print(f"  {result.score:5.1f} {question!r} -> {answer!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -77,6 +115,7 @@ def main() -> None:
         f"SmolLM2-135M Q4_1, {len(QUESTIONS)} questions x {args.repeats} runs, "
         f"{settings.answer_max_sentences} sentences at most"
     )
+    scored: list[tuple[str, str, list[str], bool]] = []
     print("\n| passages in prompt | answers with the fact | per run | answer time p50 (ms) |")
     print("|---|---|---|---|")
     for passages in (1, 2, 3):
@@ -85,6 +124,7 @@ def main() -> None:
         for _ in range(args.repeats):
             run_hits = 0
             for question, pattern in QUESTIONS:
+                used = retrieved[question][:passages]
                 messages = build_messages(
                     business=settings.business_name, task=None, history=[],
                     passages=retrieved[question][:passages], question=question,
@@ -95,7 +135,9 @@ def main() -> None:
                     llm, messages, settings.llm_max_tokens, settings.answer_max_sentences
                 )
                 times.append((time.perf_counter() - started) * 1000)
-                run_hits += bool(re.search(pattern, answer, re.IGNORECASE))
+                has_fact = bool(re.search(pattern, answer, re.IGNORECASE))
+                run_hits += has_fact
+                scored.append((question, answer, [p.text for p in used], has_fact))
             hits.append(run_hits)
         total = len(QUESTIONS) * args.repeats
         print(
@@ -103,6 +145,7 @@ def main() -> None:
             f"{', '.join(map(str, hits))} | {statistics.median(times):.0f} |"
         )
     llm.close()
+    report_scores(encoder, scored)
 
 
 if __name__ == "__main__":

@@ -61,14 +61,16 @@ def main() -> None:
     question_vectors = encoder.encode_sync([t for t, _ in rows])
     rng = random.Random(150)
     scores: dict[str, tuple[list[float], list[float]]] = {
-        name: ([], []) for name in ("score", "relevance", "speech")
+        name: ([], []) for name in ("score", "relevance", "consistency", "speech")
     }
-    for (_, intent), vector in zip(rows, question_vectors, strict=True):
+    for (question, intent), vector in zip(rows, question_vectors, strict=True):
         other = rng.choice([i for i in intents if i != intent])
         for side, chosen in ((0, intent), (1, other)):
-            result = score_answer(answers[chosen], vector, answer_vectors[chosen])
+            result = score_answer(
+                answers[chosen], vector, answer_vectors[chosen], question=question
+            )
             scores["score"][side].append(result.score)
-            for part in ("relevance", "speech"):
+            for part in ("relevance", "consistency", "speech"):
                 scores[part][side].append(result.parts[part])
     print(
         f"# quality_score: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, CLINC150 test, "

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from voice_agent.quality import QualityScore, score_answer, speech
+from voice_agent.quality import QualityScore, quantities, score_answer, speech
 from voice_agent.rag.encoder import Encoder
 from voice_agent.service import Service
 
@@ -20,12 +20,16 @@ PASSAGE = "Maple Street Pharmacy opens at 9 AM on Saturdays and closes at 6 PM."
 
 
 def scored(
-    encoder: Encoder, answer: str, context: str | None = None, outcome: str = "answer"
+    encoder: Encoder,
+    answer: str,
+    context: str | None = None,
+    outcome: str = "answer",
+    question: str = QUESTION,
 ) -> QualityScore:
-    texts = [QUESTION, answer] + ([context] if context else [])
+    texts = [question, answer] + ([context] if context else [])
     vectors = encoder.encode_sync(texts)
     passages = [(context, vectors[2])] if context else None
-    return score_answer(answer, vectors[0], vectors[1], passages, outcome)
+    return score_answer(answer, vectors[0], vectors[1], passages, outcome, question=question)
 
 
 def test_an_answer_to_the_question_outscores_an_answer_to_another(encoder: Encoder) -> None:
@@ -40,6 +44,60 @@ def test_a_made_up_hour_is_less_grounded_than_the_documented_one(encoder: Encode
     made_up = scored(encoder, "We open at 7 AM on Saturdays.", PASSAGE)
     assert true.parts["grounding"] > made_up.parts["grounding"]
     assert true.score > made_up.score
+
+
+def test_an_hour_with_the_wrong_half_of_the_day_is_not_supported(encoder: Encoder) -> None:
+    assert quantities("We close at 9 PM, 10 miles out.") == {"9 pm", "10 mile"}
+    true = scored(encoder, "We close at 6 PM on Saturdays.", PASSAGE)
+    made_up = scored(encoder, "We close at 9 PM on Saturdays.", PASSAGE)  # 9 is there, as 9 AM
+    assert true.parts["grounding"] > made_up.parts["grounding"]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "passage"),
+    [
+        (
+            "Do you deliver prescriptions?",
+            "No, we do not deliver prescriptions.",
+            "Maple Street Pharmacy offers free prescription delivery within 5 miles. There is "
+            "no minimum order for a delivery that includes a prescription.",
+        ),
+        (
+            "Are you open on Christmas?",
+            "We are open on Christmas Day.",
+            "Maple Street Pharmacy is closed on Thanksgiving Day and Christmas Day.",
+        ),
+        ("What time do you close on Saturday?", "We open on Saturdays at 9 AM.", PASSAGE),
+    ],
+)
+def test_an_answer_that_says_the_opposite_or_the_other_side_loses_its_consistency(
+    encoder: Encoder, question: str, answer: str, passage: str
+) -> None:
+    wrong = scored(encoder, answer, passage, question=question)
+    assert wrong.parts["consistency"] == 0.0 and wrong.notes
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "passage"),
+    [
+        (
+            "Do you deliver prescriptions?",
+            "Yes, we deliver prescriptions free within 5 miles.",
+            "Maple Street Pharmacy offers free prescription delivery within 5 miles. There is "
+            "no minimum order for a delivery that includes a prescription.",
+        ),
+        (
+            "Do you deliver far away?",
+            "We do not deliver beyond 10 miles.",
+            "Maple Street Pharmacy does not deliver beyond 10 miles, but mail order is available.",
+        ),
+        ("What time do you close on Saturday?", "We close at 6 PM and open at 9 AM.", PASSAGE),
+    ],
+)
+def test_a_right_answer_keeps_its_consistency(
+    encoder: Encoder, question: str, answer: str, passage: str
+) -> None:
+    assert scored(encoder, answer, passage, question=question).parts["consistency"] == 1.0
 
 
 def test_answers_unfit_for_speech_lose_points() -> None:
@@ -70,6 +128,7 @@ async def test_the_score_endpoint_returns_the_score_and_its_parts(
         "relevance",
         "speech",
         "grounding",
+        "consistency",
     }
     assert "grounding" not in plain.json()["parts"] and plain.json()["score"] > 75
     assert bad.status_code == 422

@@ -43,7 +43,9 @@ async def score_texts(
     `intent_score` for a template answer."""
     vectors = await encode([question, answer, *(passages or ())])
     grounded = list(zip(passages, vectors[2:], strict=True)) if passages is not None else None
-    return score_answer(answer, vectors[0], vectors[1], grounded, outcome, intent_score)
+    return score_answer(
+        answer, vectors[0], vectors[1], grounded, outcome, intent_score, question=question
+    )
 
 
 def template_intent_score(detail: Mapping[str, Any]) -> float | None:

@@ -1,0 +1,141 @@
+"""Lexical checks for an answer that says the opposite of its source, or answers a question
+next to the one asked. Embeddings miss both: "No, we do not deliver prescriptions" sits as
+close to "Yes, we deliver prescriptions free" as a right answer does, and "We open at 9" as
+close to "What time do you close?" as "We close at 6" does. Pure functions over text; each
+returns why it objects, or None.
+
+- **opposite**: an answer sentence and the passage sentence that shares most of its topic
+  words (two at least) differ in negation ("not", "no", "n't"...) or use the two sides of an
+  antonym pair (open / closed).
+- **other side**: the question asks about one side of an antonym pair ("close") and the answer
+  speaks only of the other ("open").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import Stemmer
+
+from voice_agent.cache_guards import FILLER_WORDS, negated, words
+
+# Word families whose two sides answer different questions, or state opposite facts.
+_SIDES: dict[str, tuple[str, int]] = {}
+for pair, (one, other) in enumerate(
+    (
+        ({"open", "opens", "opened", "opening"}, {"close", "closes", "closed", "closing"}),
+        ({"before"}, {"after"}),
+        ({"earliest", "earlier"}, {"latest", "later"}),
+        ({"accept", "accepts", "accepted"}, {"decline", "declines", "declined", "refuse"}),
+        ({"available"}, {"unavailable"}),
+    )
+):
+    _SIDES.update({w: ("a", pair) for w in one})
+    _SIDES.update({w: ("b", pair) for w in other})
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+MIN_SHARED = 2  # topic words an answer sentence must share with a passage sentence
+
+
+_STEMMER = Stemmer.Stemmer("english")
+MIN_PREFIX = 4  # stems this long match when one begins the other ("deliv" / "deliveri")
+NEGATION_REACH = 3  # a negation counts for the topic words up to this many words after it
+
+
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    text: str
+    tokens: tuple[str, ...]
+    stems: tuple[str, ...]  # one per token; "" for words that carry no topic
+
+    @classmethod
+    def of(cls, text: str) -> _Sentence:
+        tokens = tuple(words(text))
+        topical = [
+            w.removesuffix("'s")
+            if w not in FILLER_WORDS and w not in _SIDES and not negated(w) and not w.isdigit()
+            else ""
+            for w in tokens
+        ]
+        stems = tuple(_STEMMER.stemWords(topical))
+        return cls(text, tokens, tuple(s if t else "" for s, t in zip(stems, topical, strict=True)))
+
+    @property
+    def topic(self) -> set[str]:
+        return {s for s in self.stems if s}
+
+    def negates(self, stems: set[str]) -> bool:
+        """Whether a negation comes just before one of these topic words ("do not deliver")."""
+        for index, stem in enumerate(self.stems):
+            if stem in stems:
+                before = self.tokens[max(0, index - NEGATION_REACH) : index]
+                if any(negated(w) for w in before):
+                    return True
+        return False
+
+
+def _same(a: str, b: str) -> bool:
+    return a == b or (min(len(a), len(b)) >= MIN_PREFIX and (a.startswith(b) or b.startswith(a)))
+
+
+def _matching(mine: set[str], theirs: set[str]) -> tuple[set[str], set[str]]:
+    """The stems of each side that the other side has too (equal, or one begins the other)."""
+    return {a for a in mine if any(_same(a, b) for b in theirs)}, {
+        b for b in theirs if any(_same(a, b) for a in mine)
+    }
+
+
+def _sides(text: str) -> set[tuple[str, int]]:
+    return {_SIDES[w] for w in words(text) if w in _SIDES}
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text.strip()) if s]
+
+
+def _clash(said: _Sentence, source: _Sentence) -> str | None:
+    mine, theirs = _matching(said.topic, source.topic)
+    if said.negates(mine) != source.negates(theirs):
+        return "negation"
+    own, other = _sides(said.text), _sides(source.text)
+    for side, pair in own:
+        if (("b" if side == "a" else "a"), pair) in other and (side, pair) not in other:
+            return "antonym"
+    return None
+
+
+def opposite(answer: str, passages: Iterable[str]) -> str | None:
+    """Why an answer sentence says the opposite of the passage sentences closest to it (all
+    of those that share the most topic words with it, two at least, must disagree)."""
+    source = [_Sentence.of(s) for p in passages for s in sentences(p)]
+    for said in map(_Sentence.of, sentences(answer)):
+        topic = said.topic
+        if len(topic) < MIN_SHARED:
+            continue
+        overlaps = [(len(_matching(topic, s.topic)[0]), s) for s in source]
+        best = max((n for n, _ in overlaps), default=0)
+        if best < MIN_SHARED:
+            continue
+        closest = [s for n, s in overlaps if n == best]
+        clashes = [_clash(said, s) for s in closest]
+        if all(clashes):
+            return f"{clashes[0]}: {said.text!r} against {closest[0].text!r}"
+    return None
+
+
+def other_side(question: str, answer: str) -> str | None:
+    """Why the answer speaks of the other side of what was asked ("open" for "close")."""
+    asked, said = _sides(question), _sides(answer)
+    for side, pair in asked:
+        if (side, pair) not in said and (("b" if side == "a" else "a"), pair) in said:
+            return "answers the other side of the question"
+    return None
+
+
+def objections(question: str, answer: str, passages: Sequence[str] | None) -> list[str]:
+    found = [other_side(question, answer)]
+    if passages:
+        found.append(opposite(answer, passages))
+    return [f for f in found if f is not None]
