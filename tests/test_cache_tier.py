@@ -310,3 +310,20 @@ async def test_an_answer_that_scores_poorly_or_a_pointing_question_is_not_stored
     assert nonsense["detail"]["cache_stored"] is True and service.cache.rejected == 1
     assert pointing["detail"]["cache_stored"] is False
     assert entries(service) == 0
+
+
+async def test_an_answer_that_contradicts_its_passages_is_not_stored(
+    cached: Callable[..., Service], running: Any
+) -> None:
+    """The bundled model once told a caller the pharmacy does not deliver; the knowledge base
+    says it delivers for free. Said once, that is one wrong call; cached, every caller's."""
+    llm = FakeLLM(tokens=("No, ", "we ", "do ", "not ", "deliver ", "prescriptions."))
+    service = cached(llm)
+    async with running(service) as url, call(url) as client:
+        await client.start()
+        wrong = await ask(client, service, "Do you deliver prescriptions?")
+        llm.tokens = DELIVERY
+        right = await ask(client, service, "Can you deliver my prescriptions?")
+    assert wrong["detail"]["passages"][0] == "delivery"
+    assert wrong["detail"]["cache_stored"] is False
+    assert right["detail"]["cache_stored"] is True and entries(service) == 1

@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 
 from quick_responses.intents import normalize
 from voice_agent.cache_warming import WarmAnswer, scopes_for
+from voice_agent.contradiction import objections
 from voice_agent.quality import score_answer
 from voice_agent.responder import say
 from voice_agent.response_cache import CacheHit, CacheScope, Origin, ResponseCache
@@ -53,6 +54,10 @@ def why_not_stored(request: TurnRequest, reply: Reply) -> str | None:
         value = normalize(value)
         if value and (value in question or value in answer):
             return "contains the caller's own data"
+    found = objections(request.text, reply.answer, reply.context)
+    if found:
+        # A wrong answer served once is one wrong call; cached, it is every caller's.
+        return f"contradicts its source ({found[0]})"
     return None
 
 
@@ -132,7 +137,10 @@ class CacheTier:
         reason = why_not_stored(request, reply)
         if reason is not None:
             reply.detail["cache_stored"] = False
-            log.debug("not cached (%s): %r", reason, request.text)
+            if reason.startswith("contradicts"):
+                log.info("[CACHE] not stored: %s for %r", reason, request.text)
+            else:
+                log.debug("not cached (%s): %r", reason, request.text)
             return
         if self._stores.running >= MAX_PENDING_STORES:
             log.warning("cache store queue full; answer not cached")
