@@ -42,7 +42,8 @@ QUESTIONS: list[tuple[str, str]] = [
     ("What time do you open on Saturday?", r"\b9\b"),
     ("What time do you close on Saturday?", r"\b6\b"),
     ("Where are you located?", r"418"),
-    ("Do you deliver prescriptions?", r"\byes\b|5 miles|free"),
+    # Yes-or-no facts: the answer must not deny them ("We don't sell pet medications").
+    ("Do you deliver prescriptions?", r"^(?!.*\b(not|don't|no)\b).*(\byes\b|5 miles|free)"),
     ("How much is a flu shot without insurance?", r"39\.99"),
     ("What is your phone number?", r"555.?010.?0140"),
     ("Where do I park?", r"birch|behind"),
@@ -50,7 +51,7 @@ QUESTIONS: list[tuple[str, str]] = [
     ("How much is the savings club?", r"\$?20\b"),
     ("Can I return over-the-counter items?", r"30 days|receipt"),
     ("How long does a refill take?", r"4 hours|four hours"),
-    ("Do you sell pet medications?", r"\byes\b|pet"),
+    ("Do you sell pet medications?", r"^(?!.*\b(not|don't|no)\b).*\b(yes|fill|sell|carry)"),
     ("How much does delivery cost beyond 5 miles?", r"5\.99"),
     ("What languages do you speak?", r"spanish|vietnamese"),
 ]
@@ -93,6 +94,9 @@ def report_scores(encoder: Encoder, scored: list[tuple[str, str, list[str], bool
             f"| {part} | {roc_auc(with_fact, without):.3f} | "
             f"{statistics.median(with_fact):.3f} | {statistics.median(without):.3f} |"
         )
+    flagged = [sum(r.parts["consistency"] == 0 for r in group) for group in (right, wrong)]
+    print(f"\ninconsistent: {flagged[0]} of {len(right)} with the fact, {flagged[1]} of "
+          f"{len(wrong)} without")  # fmt: skip
     print("\nhighest-scored answers without the fact:")
     misses = sorted((item for item in results if not item[1]), key=lambda item: -item[0].score)
     for result, _, question, answer in misses[:5]:

@@ -92,8 +92,11 @@ def test_an_answer_that_says_the_opposite_or_the_other_side_loses_its_consistenc
             "Maple Street Pharmacy does not deliver beyond 10 miles, but mail order is available.",
         ),
         ("What time do you close on Saturday?", "We close at 6 PM and open at 9 AM.", PASSAGE),
+        ("Are you open on Christmas?", "No, we are closed on Christmas Day.",
+         "Maple Street Pharmacy is closed on Thanksgiving Day and Christmas Day."),
+        ("How late are you open on Saturday?", "We close at 6 PM on Saturdays.", PASSAGE),
     ],
-)
+)  # fmt: skip
 def test_a_right_answer_keeps_its_consistency(
     encoder: Encoder, question: str, answer: str, passage: str
 ) -> None:

@@ -7,8 +7,8 @@ returns why it objects, or None.
 - **opposite**: an answer sentence and the passage sentence that shares most of its topic
   words (two at least) differ in negation ("not", "no", "n't"...) or use the two sides of an
   antonym pair (open / closed).
-- **other side**: the question asks about one side of an antonym pair ("close") and the answer
-  speaks only of the other ("open").
+- **other side**: a question asking when ("what time do you close?") about one side of an
+  antonym pair gets an answer that speaks only of the other ("we open at 9").
 """
 
 from __future__ import annotations
@@ -35,13 +35,20 @@ for pair, (one, other) in enumerate(
     _SIDES.update({w: ("a", pair) for w in one})
     _SIDES.update({w: ("b", pair) for w in other})
 
+# Words that start another clause or phrase: a negation's reach ends there.
+_CLAUSE_WORDS = frozenset(
+    "for that which who but because with than if when while and or so to at on in by".split()
+)
+_CLAUSE_MARKS = re.compile(r"[,;:()\u2014]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_ASKS_WHEN = re.compile(r"(what time|when)\b", re.IGNORECASE)
+# "How late / until when are you open?" is rightly answered with the closing time.
+_EITHER_WAY = re.compile(r"\b(late|early|until|till)\b", re.IGNORECASE)
 MIN_SHARED = 2  # topic words an answer sentence must share with a passage sentence
 
 
 _STEMMER = Stemmer.Stemmer("english")
 MIN_PREFIX = 4  # stems this long match when one begins the other ("deliv" / "deliveri")
-NEGATION_REACH = 3  # a negation counts for the topic words up to this many words after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +59,8 @@ class _Sentence:
 
     @classmethod
     def of(cls, text: str) -> _Sentence:
-        tokens = tuple(words(text))
+        # Punctuation inside a sentence ends a negation's reach as a clause word does.
+        tokens = tuple(words(_CLAUSE_MARKS.sub(" and ", text)))
         topical = [
             w.removesuffix("'s")
             if w not in FILLER_WORDS and w not in _SIDES and not negated(w) and not w.isdigit()
@@ -67,13 +75,34 @@ class _Sentence:
         return {s for s in self.stems if s}
 
     def negates(self, stems: set[str]) -> bool:
-        """Whether a negation comes just before one of these topic words ("do not deliver")."""
-        for index, stem in enumerate(self.stems):
-            if stem in stems:
-                before = self.tokens[max(0, index - NEGATION_REACH) : index]
-                if any(negated(w) for w in before):
-                    return True
+        """Whether a negation bears on one of these topic words: the words it bears on run
+        from it to the next clause word ("we do not sell pet medications", but not "no
+        minimum order for a delivery")."""
+        scope = False
+        for token, stem in zip(self.tokens, self.stems, strict=True):
+            if negated(token):
+                scope = True
+            elif token in _CLAUSE_WORDS:
+                scope = False
+            elif scope and stem in stems:
+                return True
         return False
+
+    @property
+    def sides(self) -> set[tuple[str, int]]:
+        """The antonym sides the sentence takes, a negated one turned over ("not open" takes
+        the side of "closed")."""
+        taken = set()
+        scope = False
+        for token in self.tokens:
+            if negated(token):
+                scope = True
+            elif token in _CLAUSE_WORDS:
+                scope = False
+            elif token in _SIDES:
+                side, pair = _SIDES[token]
+                taken.add((_other(side) if scope else side, pair))
+        return taken
 
 
 def _same(a: str, b: str) -> bool:
@@ -87,6 +116,10 @@ def _matching(mine: set[str], theirs: set[str]) -> tuple[set[str], set[str]]:
     }
 
 
+def _other(side: str) -> str:
+    return "b" if side == "a" else "a"
+
+
 def _sides(text: str) -> set[tuple[str, int]]:
     return {_SIDES[w] for w in words(text) if w in _SIDES}
 
@@ -96,14 +129,16 @@ def sentences(text: str) -> list[str]:
 
 
 def _clash(said: _Sentence, source: _Sentence) -> str | None:
+    """A negation of the shared topic words on one side only, or opposite sides of an antonym
+    pair (a negated side turned over: "not open" says what "closed" says); the two at once
+    cancel out."""
     mine, theirs = _matching(said.topic, source.topic)
-    if said.negates(mine) != source.negates(theirs):
-        return "negation"
-    own, other = _sides(said.text), _sides(source.text)
-    for side, pair in own:
-        if (("b" if side == "a" else "a"), pair) in other and (side, pair) not in other:
-            return "antonym"
-    return None
+    negation = said.negates(mine) != source.negates(theirs)
+    own, other = said.sides, source.sides
+    antonym = any((_other(side), pair) in other and (side, pair) not in other for side, pair in own)
+    if negation == antonym:
+        return None
+    return "negation" if negation else "antonym"
 
 
 def opposite(answer: str, passages: Iterable[str]) -> str | None:
@@ -126,10 +161,14 @@ def opposite(answer: str, passages: Iterable[str]) -> str | None:
 
 
 def other_side(question: str, answer: str) -> str | None:
-    """Why the answer speaks of the other side of what was asked ("open" for "close")."""
+    """Why the answer speaks of the other side of what was asked: "We open at 9" to "What
+    time do you close?". Only for questions that ask when ("what time", "when"): "Are you
+    open on holidays?" is rightly answered "We are closed on holidays"."""
+    if not _ASKS_WHEN.match(question.strip()) or _EITHER_WAY.search(question):
+        return None
     asked, said = _sides(question), _sides(answer)
     for side, pair in asked:
-        if (side, pair) not in said and (("b" if side == "a" else "a"), pair) in said:
+        if (side, pair) not in said and (_other(side), pair) in said:
             return "answers the other side of the question"
     return None
 
