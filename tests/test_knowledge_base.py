@@ -3,11 +3,13 @@ service runs."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from voice_agent.cli import main
@@ -127,3 +129,30 @@ def test_the_encoder_cache_returns_the_same_vectors_and_stays_bounded() -> None:
     off = Encoder(load_sentence_model(), cache_size=0)
     off.encode_sync(["one"])
     assert off.cached("one") is None
+
+
+async def test_a_calls_sentence_is_encoded_before_background_work_waiting_ahead_of_it() -> None:
+    """Quality scoring and ingest must not make a caller wait: their pieces go to the model
+    only when no call's sentence waits."""
+    from voice_agent.rag.encoder import BACKGROUND_PIECE, load_sentence_model
+
+    encoder = Encoder(load_sentence_model(), cache_size=0)
+    finished: list[str] = []
+
+    async def background() -> None:
+        texts = [f"background sentence number {i}" for i in range(BACKGROUND_PIECE * 20)]
+        vectors = await encoder.encode_many(texts)
+        assert vectors.shape == (len(texts), encoder.dimension)
+        assert np.allclose(vectors[3], encoder.encode_sync([texts[3]])[0], atol=1e-3)
+        finished.append("background")
+
+    async def call() -> None:
+        await asyncio.sleep(0)  # the background work is queued first
+        vector = await encoder.embed("What time do you open on Saturday?")
+        assert vector.shape == (encoder.dimension,)
+        finished.append("call")
+
+    await asyncio.gather(background(), call())
+    assert (await encoder.encode_many([])).shape == (0, encoder.dimension)
+    await encoder.aclose()
+    assert finished == ["call", "background"]

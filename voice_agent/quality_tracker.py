@@ -12,6 +12,7 @@ are waiting, new turns are not scored rather than queued without bound.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ Status = Literal["good", "degraded", "poor"]
 _RANK: dict[Status, int] = {"good": 0, "degraded": 1, "poor": 2}
 SCORED_SOURCES = ("quick", "cache", "llm", "fallback")
 MAX_PENDING = 32
+SKIP_WARNING_EVERY_S = 10.0  # one warning per period while scoring sheds load
 EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
 
 
@@ -85,6 +87,9 @@ class QualityTracker:
         self.listeners: list[Callable[[QualityAlert], None]] = []
         # Exporters: (the turn, its score, the score's parts).
         self.score_listeners: list[Callable[[TurnEvent, float, dict[str, float]], None]] = []
+        self.scored = 0  # answers scored since start
+        self.skipped = 0  # answers left unscored because scoring was behind (under load)
+        self._warned_at = -SKIP_WARNING_EVERY_S
 
     def turn_served(self, event: TurnEvent) -> None:
         if event.source not in SCORED_SOURCES or not event.question or not event.answer:
@@ -104,8 +109,14 @@ class QualityTracker:
             )
         for item in scored:
             if self._tasks.running >= MAX_PENDING:
-                log.warning("quality scoring is behind; turn %s not scored", event.turn_id)
-                return
+                self.skipped += 1
+                if time.monotonic() - self._warned_at >= SKIP_WARNING_EVERY_S:
+                    self._warned_at = time.monotonic()
+                    log.warning(
+                        "quality scoring is behind (calls' embeddings go first); %d answers "
+                        "not scored so far", self.skipped,
+                    )  # fmt: skip
+                continue
             self._tasks.spawn(self._score(item), name=f"score-{item.call_id}-{item.turn_id}")
 
     async def _score(self, event: TurnEvent) -> None:
@@ -145,6 +156,7 @@ class QualityTracker:
         if by_state is None:
             by_state = self._by_state[(event.source, event.state)] = deque(maxlen=self._window)
         by_state.append(result.score)
+        self.scored += 1
         self.record(event.source, result.score)
 
     def record(self, source: str, score: float) -> None:

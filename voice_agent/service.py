@@ -217,6 +217,11 @@ class Service:
             "cache_hit_rate": self.latency.cache_hit_rate(),
             "quality": self.quality.snapshot() if self.quality is not None else None,
             "quality_by_state": self.quality.by_state() if self.quality is not None else None,
+            "quality_scoring": (
+                {"scored": self.quality.scored, "skipped": self.quality.skipped}
+                if self.quality is not None
+                else None
+            ),
             "breaker": self.breaker.state,
             "cache": self.cache_status(),
         }

@@ -6,9 +6,12 @@ float32 (CPUs with native bf16 run it about twice as fast, others far slower).
 
 Requests that arrive while a batch is being encoded wait and go together in the next batch:
 one caller alone pays no extra wait,
-and concurrent calls share the model's per-batch cost. A bounded LRU cache keyed by the exact
-text skips the model for sentences seen before (callers repeat themselves; re-ingested
-documents mostly repeat their chunks).
+and concurrent calls share the model's per-batch cost. Work nobody is waiting on to speak
+(quality scoring, shadow comparisons, ingest, cache warming) goes through `encode_many`, in
+pieces of at most `BACKGROUND_PIECE` texts, and a piece starts only when no call's sentence is
+waiting: under load a call waits for one small piece at most, never for a backlog of scoring.
+A bounded LRU cache keyed by the exact text skips the model for sentences seen before (callers
+repeat themselves; re-ingested documents mostly repeat their chunks).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 # bfloat16 must beat float32 by this factor, and agree with it this closely, to be chosen.
+BACKGROUND_PIECE = 8  # texts per background encode: what a call may have to wait behind
 BF16_MIN_SPEEDUP = 1.2
 BF16_MIN_COSINE = 0.999
 _PROBES = (
@@ -107,6 +111,7 @@ class Encoder:
             initargs=(threads,),
         )
         self._pending: list[tuple[str, asyncio.Future[Vectors]]] = []
+        self._background: deque[tuple[Sequence[str], asyncio.Future[Vectors]]] = deque()
         self._worker: asyncio.Task[None] | None = None
         # sentence-transformers 6 renamed the method; older releases only have the old name.
         dimension = getattr(model, "get_embedding_dimension", None)
@@ -200,9 +205,22 @@ class Encoder:
         return out
 
     async def encode_many(self, texts: Sequence[str]) -> Vectors:
-        """Encode a list (ingest) on the worker thread, without batching with calls."""
+        """Encode a list for work no caller is waiting on, behind every call's sentence."""
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.encode_sync, texts)
+        pieces = []
+        for start in range(0, len(texts), BACKGROUND_PIECE):
+            future: asyncio.Future[Vectors] = loop.create_future()
+            self._background.append((texts[start : start + BACKGROUND_PIECE], future))
+            pieces.append(future)
+        self._wake(loop)
+        return np.concatenate(await asyncio.gather(*pieces))
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        worker = self._worker
+        if worker is None or worker.done() or worker.get_loop() is not loop:
+            self._worker = loop.create_task(self._drain(), name="encoder-batcher")
 
     async def embed(self, text: str) -> Vectors:
         """One sentence's vector, batched with whatever else is waiting."""
@@ -212,31 +230,40 @@ class Encoder:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Vectors] = loop.create_future()
         self._pending.append((text, future))
-        worker = self._worker
-        if worker is None or worker.done() or worker.get_loop() is not loop:
-            self._worker = loop.create_task(self._drain(), name="encoder-batcher")
+        self._wake(loop)
         return await future
 
     async def _drain(self) -> None:
+        """Calls' sentences first, in batches; a background piece only when none wait."""
+        while self._pending or self._background:
+            if self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._run([t for t, _ in batch], [f for _, f in batch])
+            else:
+                texts, future = self._background.popleft()
+                await self._run(texts, [future], whole=True)
+
+    async def _run(
+        self, texts: Sequence[str], futures: list[asyncio.Future[Vectors]], whole: bool = False
+    ) -> None:
+        """Encode `texts` on the worker thread; each future gets its row (`whole`: the one
+        future gets all rows)."""
+        live = [i for i, f in enumerate(futures) if not f.cancelled()]
+        if not live:
+            return
+        chosen = list(texts) if whole else [texts[i] for i in live]
         loop = asyncio.get_running_loop()
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            live = [(t, f) for t, f in batch if not f.cancelled()]
-            if not live:
-                continue
-            try:
-                vectors = await loop.run_in_executor(
-                    self._executor, self.encode_sync, [t for t, _ in live]
-                )
-            except Exception as exc:  # task boundary: every waiter gets the failure
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for row, (_, future) in enumerate(live):
-                if not future.done():
-                    future.set_result(vectors[row])
+        try:
+            vectors = await loop.run_in_executor(self._executor, self.encode_sync, chosen)
+        except Exception as exc:  # task boundary: every waiter gets the failure
+            for i in live:
+                if not futures[i].done():
+                    futures[i].set_exception(exc)
+            return
+        for row, i in enumerate(live):
+            if not futures[i].done():
+                futures[i].set_result(vectors if whole else vectors[row])
 
     async def aclose(self) -> None:
         if self._worker is not None and not self._worker.done():
