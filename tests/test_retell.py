@@ -234,19 +234,40 @@ async def test_malformed_frames_are_logged_and_the_call_goes_on(
     assert answer == "Hello! How can I help you today?"
 
 
-async def test_a_reconnect_is_not_greeted_twice(
+async def test_a_reconnect_gets_the_same_session_back_without_a_second_greeting(
     make_service: Callable[..., Service], running: Any
 ) -> None:
     service = make_service(FakeLLM(), VOICE_AGENT_DEFAULT_FLOW="pharmacy")
     async with running(service) as url:
         async with connect(url, "retell-again") as peer:
             greeting, _ = await peer.response(0)
+            await peer.ask(1, agent(greeting), user("I need a refill"))
+            asked, _ = await peer.response(1)
+        # The socket dropped mid-call (missed pings); Retell opens it again for the same call.
         async with connect(url, "retell-again") as peer:
             assert await peer.response(0) == (
                 "",
                 {"response_type": "response", "response_id": 0, "content": "",
                  "content_complete": True},
             )  # fmt: skip
+            transcript = [agent(greeting), user("I need a refill"), agent(asked)]
+            await peer.ask(2, *transcript, user("it's one two three four five six"))
+            confirmed, _ = await peer.response(2)
+    assert asked == "Please say or key in your prescription number."
+    assert confirmed == "I have 123456. Is that right?"  # the flow's place was kept
+
+
+async def test_after_the_reconnect_window_a_new_session_starts_without_a_greeting(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    service = make_service(
+        FakeLLM(), VOICE_AGENT_DEFAULT_FLOW="pharmacy", VOICE_AGENT_RETELL_RECONNECT_WINDOW_S=0
+    )
+    async with running(service) as url:
+        async with connect(url, "retell-late") as peer:
+            greeting, _ = await peer.response(0)
+        async with connect(url, "retell-late") as peer:
+            assert (await peer.response(0))[0] == ""
             await peer.ask(1, agent(greeting), user("hello"))
             answer, _ = await peer.response(1)
     assert answer == "Hello! How can I help you today?"

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         app.state.service = svc
         app.state.active_calls = 0
         app.state.chat_calls = ChatCalls(svc)
-        app.state.retell_calls = RetellCalls()
+        app.state.retell_calls = RetellCalls(svc.settings.retell_reconnect_window_s)
         await svc.start()
         log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)
         try:
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
         finally:
             app.state.closing = True
             await app.state.chat_calls.close()
+            await app.state.retell_calls.close()
             if owned:
                 await svc.aclose()
 

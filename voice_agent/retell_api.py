@@ -4,8 +4,10 @@ On open the service sends its config frame (asking for call details and auto-rec
 a bounded time for `call_details` so the call's metadata reaches the flow, then answers the
 greeting as response 0. Each `response_required` / `reminder_required` starts a response under
 its id: the session's turn for it streams `response` frames, and work for the older id stops.
-Retell keeps the transcript; the session's history follows it. A call Retell reconnects to is
-resumed without a second greeting (history comes back with Retell's next transcript).
+Retell keeps the transcript; the session's history follows it. When the socket drops without
+the call having ended, the session is kept for `VOICE_AGENT_RETELL_RECONNECT_WINDOW_S`: Retell
+reconnecting to the same call id gets it back, its place in the flow included, without a second
+greeting. A reconnect after that window starts a new session, also without a greeting.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from voice_agent.errors import ProtocolError
 from voice_agent.events import AgentEvent, CallStart, Ended, ErrorEvent
 from voice_agent.frontends import retell
 from voice_agent.service import Service
+from voice_agent.tasks import TaskScope
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +64,27 @@ class RetellCall:
                 self._hang_up = True
             await self._write(frames)
 
+    async def attach(self, ws: WebSocket) -> None:
+        """Carry the session over to Retell's new socket: responses are counted afresh, and
+        whatever the old socket's turn still says is dropped."""
+        async with self._lock:
+            self._ws = ws
+            self._responses = retell.Responses()
+            self._hang_up = False
+
     async def run(self, call_id: str, resumed: bool) -> None:
         await self._write([retell.CONFIG])
         metadata, pending = await self._call_details()
         flow = metadata.pop("flow", None)
         async with self._lock:
             self._responses.begin(0, self.session.turn_id + 1)
-        start = CallStart(call_id, str(flow) if flow else None, metadata, resume=resumed)
-        await self.session.handle(start)
         if not self.session.started:
-            log.error("Retell call %s could not start (flow %r)", call_id, flow)
-            await self._ws.close(code=1011)
-            return
+            start = CallStart(call_id, str(flow) if flow else None, metadata, resume=resumed)
+            await self.session.handle(start)
+            if not self.session.started:
+                log.error("Retell call %s could not start (flow %r)", call_id, flow)
+                await self._ws.close(code=1011)
+                return
         await self._finish_if_silent()
         if pending is not None:
             await self._on_text(pending)
@@ -163,10 +175,46 @@ class RetellCall:
 
 
 class RetellCalls:
-    """Call ids seen lately: a socket opened again for one of them is a reconnect."""
+    """Call ids seen lately (a socket opened again for one of them is a reconnect), and the
+    sessions whose socket dropped, each kept until Retell reconnects or its window passes."""
 
-    def __init__(self) -> None:
+    def __init__(self, reconnect_window_s: float) -> None:
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._held: dict[str, tuple[RetellCall, asyncio.Task[None]]] = {}
+        self._window_s = reconnect_window_s
+        self._tasks = TaskScope("retell-held")
+
+    def take(self, call_id: str) -> RetellCall | None:
+        """The session held for this call id, if its socket dropped within the window."""
+        held = self._held.pop(call_id, None)
+        if held is None:
+            return None
+        call, expiry = held
+        expiry.cancel()
+        return call
+
+    async def release(self, call_id: str, call: RetellCall) -> None:
+        """The socket is gone: hold a live session for a reconnect, close an ended one."""
+        if call.session.ended or not call.session.started or self._window_s <= 0:
+            await call.session.close()
+            return
+        if len(self._held) >= RECENT_CALLS:
+            await call.session.close()
+            return
+        expiry = self._tasks.spawn(self._expire(call_id, call), name=f"hold-{call_id}")
+        self._held[call_id] = (call, expiry)
+
+    async def _expire(self, call_id: str, call: RetellCall) -> None:
+        await asyncio.sleep(self._window_s)
+        if self._held.get(call_id, (None,))[0] is call:
+            del self._held[call_id]
+            await call.session.close()
+
+    async def close(self) -> None:
+        await self._tasks.cancel_all(1.0)
+        for call, _ in self._held.values():
+            await call.session.close()
+        self._held.clear()
 
     def opened(self, call_id: str) -> bool:
         """Note the call; True when it was seen before."""
@@ -186,15 +234,22 @@ def retell_router() -> APIRouter:
         state = ws.app.state
         svc: Service = state.service
         await ws.accept()
-        resumed = state.retell_calls.opened(call_id)
-        call = RetellCall(ws, svc)
+        calls: RetellCalls = state.retell_calls
+        call_id = call_id[:128]
+        resumed = calls.opened(call_id)
+        call = calls.take(call_id)
+        if call is None:
+            call = RetellCall(ws, svc)
+        else:
+            await call.attach(ws)
+            log.info("Retell call %s: reconnected; the session goes on", call_id)
         state.active_calls += 1
         try:
-            await call.run(call_id[:128], resumed)
+            await call.run(call_id, resumed)
         except WebSocketDisconnect:
             pass
         finally:
             state.active_calls -= 1
-            await call.session.close()
+            await calls.release(call_id, call)
 
     return router

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # greeting, and how long to leave the socket to Retell after a final end_call/transfer.
     retell_details_wait_s: float = _env("VOICE_AGENT_RETELL_DETAILS_WAIT_S", default=0.5, ge=0)
     retell_end_grace_s: float = _env("VOICE_AGENT_RETELL_END_GRACE_S", default=30, ge=0)
+    # Retell: how long a call whose socket dropped is kept for Retell to reconnect to.
+    retell_reconnect_window_s: float = _env(
+        "VOICE_AGENT_RETELL_RECONNECT_WINDOW_S", default=30, ge=0
+    )
     dd_agent_host: str | None = _env("DD_AGENT_HOST", default=None)
     dd_dogstatsd_port: int = _env("DD_DOGSTATSD_PORT", default=8125, ge=1, le=65535)
     redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)
