@@ -325,3 +325,24 @@ def test_decode_takes_numbers_as_text_and_splits_the_callers_newest_words() -> N
     )
     ping = retell.decode('{"interaction_type":"ping_pong","timestamp":"12"}', 100)
     assert ping == retell.Ping(12)
+
+
+async def test_after_end_call_the_socket_is_closed_when_retell_keeps_it_open(
+    make_service: Callable[..., Service], running: Any
+) -> None:
+    """Retell hangs up after speaking the final response; should it keep pinging instead,
+    the service closes the socket (1000) once the grace period has passed."""
+    service = make_service(
+        FakeLLM(), VOICE_AGENT_DEFAULT_FLOW="pharmacy", VOICE_AGENT_RETELL_END_GRACE_S=scaled(0.5)
+    )
+    async with running(service) as url, connect(url, "retell-linger") as peer:
+        greeting, _ = await peer.response(0)
+        await peer.ask(1, agent(greeting), user("can I talk to a person"))
+        _, done = await peer.response(1)
+        assert done["transfer_number"] == "+15550100"
+        with pytest.raises(websockets.ConnectionClosedOK) as closed:
+            for n in range(200):  # pings keep coming; each is still answered
+                await peer.send({"interaction_type": "ping_pong", "timestamp": n})
+                assert (await peer.recv())["timestamp"] == n
+                await asyncio.sleep(scaled(0.05))
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000

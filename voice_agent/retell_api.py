@@ -88,13 +88,16 @@ class RetellCall:
         await self._finish_if_silent()
         if pending is not None:
             await self._on_text(pending)
+        loop = asyncio.get_running_loop()
+        close_at: float | None = None  # once the call has ended: when to stop waiting for Retell
         while True:
-            wait = self._settings.retell_end_grace_s if self.session.ended else None
             if self._hang_up:
                 await self._ws.close(code=1000)  # Retell hangs up on a 1000 close
                 return
+            if self.session.ended and close_at is None:
+                close_at = loop.time() + self._settings.retell_end_grace_s
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout_at(close_at):
                     message = await self._ws.receive()
             except TimeoutError:
                 await self._ws.close(code=1000)
