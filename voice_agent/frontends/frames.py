@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from voice_agent.errors import ProtocolError
 
@@ -21,6 +21,17 @@ def dtmf_digit(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in DTMF_DIGITS:
         raise ValueError("must be one of 0-9, *, #, A-D")
     return value.upper()
+
+
+# A DTMF key in a frame model: a number is taken as its digits, anything else is refused.
+DtmfDigit = Annotated[str, BeforeValidator(dtmf_digit)]
+
+
+class Frame(BaseModel):
+    """The base of every vendor's frame models: unknown fields are ignored (vendors and newer
+    clients add some over time), and numbers sent as text are taken (pydantic's lax mode)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 def load_frame(raw: str, key: str = "type") -> tuple[str, dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from voice_agent.errors import ProtocolError
 from voice_agent.events import (
@@ -23,12 +23,8 @@ from voice_agent.events import (
     Ready,
     Utterance,
 )
-from voice_agent.frontends.frames import dtmf_digit, load_frame, parse_frame
-
-
-class _Frame(BaseModel):
-    # Unknown fields are ignored so that newer clients keep working.
-    model_config = ConfigDict(extra="ignore")
+from voice_agent.frontends.frames import DtmfDigit, load_frame, parse_frame
+from voice_agent.frontends.frames import Frame as _Frame
 
 
 class _CallStart(_Frame):
@@ -52,12 +48,7 @@ class _Interrupt(_Frame):
 
 
 class _Dtmf(_Frame):
-    digit: str
-
-    @field_validator("digit", mode="before")
-    @classmethod
-    def _check_digit(cls, value: Any) -> Any:
-        return dtmf_digit(value)
+    digit: DtmfDigit
 
 
 class _CallEnd(_Frame):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from voice_agent.errors import ProtocolError
 from voice_agent.events import (
@@ -30,14 +30,10 @@ from voice_agent.events import (
     Transcript,
     Utterance,
 )
+from voice_agent.frontends.frames import Frame as _Frame
 from voice_agent.frontends.frames import load_frame, parse_frame
 
 CONFIG = {"response_type": "config", "config": {"auto_reconnect": True, "call_details": True}}
-
-
-class _Frame(BaseModel):
-    # Retell's own field names; unknown fields ignored, numbers sent as text accepted (lax mode).
-    model_config = ConfigDict(extra="ignore")
 
 
 class _Turn(_Frame):

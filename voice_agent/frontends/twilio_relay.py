@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from voice_agent.errors import ProtocolError
 from voice_agent.events import (
@@ -31,14 +31,10 @@ from voice_agent.events import (
     Interrupt,
     Utterance,
 )
-from voice_agent.frontends.frames import dtmf_digit, load_frame, parse_frame
+from voice_agent.frontends.frames import DtmfDigit, load_frame, parse_frame
+from voice_agent.frontends.frames import Frame as _Frame
 
 log = logging.getLogger(__name__)
-
-
-class _Frame(BaseModel):
-    # Twilio's own field names (camelCase); unknown fields ignored, Twilio adds some over time.
-    model_config = ConfigDict(extra="ignore")
 
 
 class _Setup(_Frame):
@@ -62,12 +58,7 @@ class _Interrupt(_Frame):
 
 
 class _Dtmf(_Frame):
-    digit: str
-
-    @field_validator("digit", mode="before")
-    @classmethod
-    def _check_digit(cls, value: Any) -> Any:
-        return dtmf_digit(value)
+    digit: DtmfDigit
 
 
 class _Error(_Frame):
