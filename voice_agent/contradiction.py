@@ -45,8 +45,6 @@ _ASKS_WHEN = re.compile(r"(what time|when)\b", re.IGNORECASE)
 # "How late / until when are you open?" is rightly answered with the closing time.
 _EITHER_WAY = re.compile(r"\b(late|early|until|till)\b", re.IGNORECASE)
 MIN_SHARED = 2  # topic words an answer sentence must share with a passage sentence
-
-
 _STEMMER = Stemmer.Stemmer("english")
 MIN_PREFIX = 4  # stems this long match when one begins the other ("deliv" / "deliveri")
 
@@ -56,6 +54,7 @@ class _Sentence:
     text: str
     tokens: tuple[str, ...]
     stems: tuple[str, ...]  # one per token; "" for words that carry no topic
+    negated: tuple[bool, ...]  # one per token: inside a negation's reach
 
     @classmethod
     def of(cls, text: str) -> _Sentence:
@@ -68,41 +67,35 @@ class _Sentence:
             for w in tokens
         ]
         stems = tuple(_STEMMER.stemWords(topical))
-        return cls(text, tokens, tuple(s if t else "" for s, t in zip(stems, topical, strict=True)))
+        # A negation reaches the words after it up to the next clause word: "we do not sell
+        # pet medications", but not "no minimum order for a delivery".
+        reach, scope = [], False
+        for token in tokens:
+            if negated(token):
+                scope = True
+            elif token in _CLAUSE_WORDS:
+                scope = False
+            reach.append(scope)
+        kept = tuple(s if t else "" for s, t in zip(stems, topical, strict=True))
+        return cls(text, tokens, kept, tuple(reach))
 
     @property
     def topic(self) -> set[str]:
         return {s for s in self.stems if s}
 
     def negates(self, stems: set[str]) -> bool:
-        """Whether a negation bears on one of these topic words: the words it bears on run
-        from it to the next clause word ("we do not sell pet medications", but not "no
-        minimum order for a delivery")."""
-        scope = False
-        for token, stem in zip(self.tokens, self.stems, strict=True):
-            if negated(token):
-                scope = True
-            elif token in _CLAUSE_WORDS:
-                scope = False
-            elif scope and stem in stems:
-                return True
-        return False
+        """Whether a negation reaches one of these topic words."""
+        return any(n and s in stems for s, n in zip(self.stems, self.negated, strict=True))
 
     @property
     def sides(self) -> set[tuple[str, int]]:
         """The antonym sides the sentence takes, a negated one turned over ("not open" takes
         the side of "closed")."""
-        taken = set()
-        scope = False
-        for token in self.tokens:
-            if negated(token):
-                scope = True
-            elif token in _CLAUSE_WORDS:
-                scope = False
-            elif token in _SIDES:
-                side, pair = _SIDES[token]
-                taken.add((_other(side) if scope else side, pair))
-        return taken
+        return {
+            (_other(_SIDES[t][0]) if n else _SIDES[t][0], _SIDES[t][1])
+            for t, n in zip(self.tokens, self.negated, strict=True)
+            if t in _SIDES
+        }
 
 
 def _same(a: str, b: str) -> bool:
