@@ -22,6 +22,7 @@ from voice_agent.events import AgentEvent, CallerEvent, Ended
 from voice_agent.explain import ExplainError, explain
 from voice_agent.flags import FlagError, FlagsPatch
 from voice_agent.frontends import native, twilio_relay
+from voice_agent.frontends.frames import too_large
 from voice_agent.frontends.twilio_signature import twilio_signature_ok
 from voice_agent.rag.documents import Document
 from voice_agent.retell_api import RetellCalls, retell_router
@@ -300,10 +301,7 @@ async def _serve_call(ws: WebSocket, svc: Service, codec: Codec = NATIVE) -> Non
             if text is None:
                 await session.error("binary_not_supported", "frames must be JSON text")
                 continue
-            # A character is at most 4 bytes: only count bytes when it could matter.
-            if len(text) * 4 > settings.max_frame_bytes and (
-                len(text.encode("utf-8")) > settings.max_frame_bytes
-            ):
+            if too_large(text, settings.max_frame_bytes):
                 await session.error(
                     "frame_too_large",
                     f"frame exceeds {settings.max_frame_bytes} bytes",

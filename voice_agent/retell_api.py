@@ -26,6 +26,7 @@ from voice_agent.call import CallSession
 from voice_agent.errors import ProtocolError
 from voice_agent.events import AgentEvent, CallStart, Ended, ErrorEvent
 from voice_agent.frontends import retell
+from voice_agent.frontends.frames import too_large
 from voice_agent.service import Service
 from voice_agent.tasks import TaskScope
 
@@ -133,9 +134,7 @@ class RetellCall:
 
     async def _on_text(self, text: str) -> None:
         settings = self._settings
-        if len(text) * 4 > settings.max_frame_bytes and (
-            len(text.encode("utf-8")) > settings.max_frame_bytes
-        ):
+        if too_large(text, settings.max_frame_bytes):
             log.warning("Retell call %s: frame over %d bytes", self.session.call_id, len(text))
             return
         try:

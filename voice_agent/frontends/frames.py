@@ -34,6 +34,12 @@ class Frame(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def too_large(text: str, max_bytes: int) -> bool:
+    """Whether a text frame is over `max_bytes` in UTF-8. A character is at most 4 bytes, so
+    the bytes are only counted when that could matter."""
+    return len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes
+
+
 def load_frame(raw: str, key: str = "type") -> tuple[str, dict[str, Any]]:
     """A text frame's JSON object and its kind (the string field `key`); raises
     ProtocolError for anything else."""
