@@ -227,18 +227,16 @@ class CallSession:
         prepared: Prepared | None,
     ) -> tuple[IntentMatch | None, Vector | None]:
         """The intent among `candidates`, and the utterance's vector if one was computed
-        (retrieval reuses it)."""
+        here or on the caller's partials (the tiers reuse it)."""
         intents = self._deps.intents
+        vector = prepared.vector if prepared is not None else None
         match = intents.exact(text, candidates)
-        if prepared is not None:
-            if match is None and intents.needs_vector(text, candidates):
-                match = intents.nearest(prepared.vector, candidates)
-            return match, prepared.vector
         if match is not None or not intents.needs_vector(text, candidates):
-            return match, None
-        started = now()
-        vector = await self._deps.embed(text)
-        record.add_duration("embedding", started)
+            return match, vector
+        if vector is None:
+            started = now()
+            vector = await self._deps.embed(text)
+            record.add_duration("embedding", started)
         return intents.nearest(vector, candidates), vector
 
     async def _dtmf(self, event: Dtmf, received_at: float | None) -> None:
