@@ -164,7 +164,8 @@ class CacheTier:
         that scores below `min_quality` is not kept (it would be repeated to every caller)."""
         answer_vector = await self._embed(answer)
         if origin == "answer" and self.min_quality > 0:
-            quality = score_answer(answer, vector, answer_vector, question=question)
+            # Contradictions were refused before (why_not_stored): relevance and speech here.
+            quality = score_answer(answer, vector, answer_vector)
             if quality.score < self.min_quality:
                 log.info(
                     "[CACHE] not stored: quality %s < %s for %r", quality.score,
