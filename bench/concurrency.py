@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -181,7 +181,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     serve = [str(ROOT / ".venv/bin/voice-agent"), "serve"]
     with (
-        stand_in if stand_in is not None else _nothing(),
+        stand_in if stand_in is not None else nullcontext(),
         process(serve, env, f"http://127.0.0.1:{port}/ready") as pid,
     ):
         url = f"ws://127.0.0.1:{port}/v1/calls"
@@ -202,11 +202,6 @@ def main() -> None:
                 f"{summary('cache', results)} | {summary('llm', results)} | {fallbacks} | "
                 f"{filler} | {failed} | {busy:.2f} | {scored} / {skipped} |"
             )
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
 
 
 def stand_in_model() -> None:
