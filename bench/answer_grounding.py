@@ -6,7 +6,10 @@ filter, sentence limit). Repeated runs average out sampling. Every answer is the
 quality tracker scores it (with the passages it was made from), and the ROC AUC of the score
 and of its parts says how well each separates answers with the fact from answers without.
 
-    .venv/bin/python bench/answer_grounding.py [--repeats 3]
+    .venv/bin/python bench/answer_grounding.py [--repeats 3] [--model PATH.gguf]
+
+`--model` measures another GGUF the same way (default: the bundled SmolLM2-135M); the first
+word and answer times are the model's own, in this process.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # bench/quick_responses.py shares its name with the package: keep this folder off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from voice_agent.llm.local import LocalLLM, bundled_model_path
+from voice_agent.llm.llama_model import LlamaModel
+from voice_agent.llm.local import bundled_model_path
 from voice_agent.llm.prompt import build_messages
 from voice_agent.llm.speech import SpeechFilter
 from voice_agent.quality import QualityScore
@@ -57,17 +61,34 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 
 
-def spoken_answer(llm: LocalLLM, messages: list, max_tokens: int, sentences: int) -> str:  # type: ignore[type-arg]
+def spoken_answer(
+    llm: LlamaModel,
+    messages: list,  # type: ignore[type-arg]
+    max_tokens: int,
+    sentences: int,
+) -> tuple[str, float]:
+    """What the service would speak, and the milliseconds to its first spoken word."""
     speech = SpeechFilter(sentences)
     out = []
+    started = time.perf_counter()
+    first_word_ms = float("nan")
     pieces = llm.generate(messages, max_tokens)
     for token in pieces:
         out.append(speech.feed(token))
+        if first_word_ms != first_word_ms and "".join(out).strip():
+            first_word_ms = (time.perf_counter() - started) * 1000
         if speech.done:
             break
     pieces.close()
     out.append(speech.flush())
-    return "".join(out)
+    return "".join(out), first_word_ms
+
+
+def p50_p95(values: list[float]) -> str:
+    if len(values) < 2:
+        return "-"
+    cuts = statistics.quantiles(values, n=20, method="inclusive")
+    return f"{statistics.median(values):.0f} / {cuts[18]:.0f}"
 
 
 def report_scores(encoder: Encoder, scored: list[tuple[str, str, list[str], bool]]) -> None:
@@ -106,25 +127,31 @@ def report_scores(encoder: Encoder, scored: list[tuple[str, str, list[str], bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", type=Path, help="a GGUF file (default: the bundled one)")
     args = parser.parse_args()
     settings = load_settings()
     encoder = Encoder(load_sentence_model())
     kb = KnowledgeBase(encoder, top_k=5)
     kb.load(load_documents(DEMO_KB_PATH))
-    llm = LocalLLM(bundled_model_path(), n_threads=settings.llm_threads, n_ctx=2048)
+    model_path = args.model or bundled_model_path()
+    llm = LlamaModel(model_path, n_threads=settings.llm_threads, n_ctx=2048)
     llm.warm()
     retrieved = {q: asyncio.run(kb.retrieve(q)) for q, _ in QUESTIONS}
     print(
         f"# answer_grounding: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"SmolLM2-135M Q4_1, {len(QUESTIONS)} questions x {args.repeats} runs, "
+        f"{model_path.name}, {len(QUESTIONS)} questions x {args.repeats} runs, "
         f"{settings.answer_max_sentences} sentences at most"
     )
     scored: list[tuple[str, str, list[str], bool]] = []
-    print("\n| passages in prompt | answers with the fact | per run | answer time p50 (ms) |")
-    print("|---|---|---|---|")
+    print(
+        "\n| passages in prompt | answers with the fact | per run | first word p50 / p95 (ms) "
+        "| answer time p50 / p95 (ms) |"
+    )
+    print("|---|---|---|---|---|")
     for passages in (1, 2, 3):
         hits: list[int] = []
         times: list[float] = []
+        first_words: list[float] = []
         for _ in range(args.repeats):
             run_hits = 0
             for question, pattern in QUESTIONS:
@@ -135,10 +162,12 @@ def main() -> None:
                     history_turns=settings.history_turns,
                 )  # fmt: skip
                 started = time.perf_counter()
-                answer = spoken_answer(
+                answer, first_word_ms = spoken_answer(
                     llm, messages, settings.llm_max_tokens, settings.answer_max_sentences
                 )
                 times.append((time.perf_counter() - started) * 1000)
+                if first_word_ms == first_word_ms:  # not NaN: something was said
+                    first_words.append(first_word_ms)
                 has_fact = bool(re.search(pattern, answer, re.IGNORECASE))
                 run_hits += has_fact
                 scored.append((question, answer, [p.text for p in used], has_fact))
@@ -146,9 +175,8 @@ def main() -> None:
         total = len(QUESTIONS) * args.repeats
         print(
             f"| {passages} | {sum(hits)}/{total} ({sum(hits) / total:.0%}) | "
-            f"{', '.join(map(str, hits))} | {statistics.median(times):.0f} |"
+            f"{', '.join(map(str, hits))} | {p50_p95(first_words)} | {p50_p95(times)} |"
         )
-    llm.close()
     report_scores(encoder, scored)
 
 

@@ -4,8 +4,9 @@ SmolLM2-135M.
 
 Each trial asks a question, waits for the first words of the answer, sends the frontend's
 interrupt (Retell: a newer response_required; OpenAI: a newer request for the same call) and
-measures, in the service's own process (one clock), the time until the service closed the
-model's stream and the time until the model's thread stopped decoding (its lock released), and
+measures the time until the service closed the model's stream (in the service's own process)
+and the time until the model process stopped decoding (its health endpoint says when, on the
+machine's monotonic clock, which every process shares), and
 counts the text the client got after the interrupt (Retell: frames of the old response id;
 OpenAI: content chunks of the old stream). The baseline printed beside it is the model's own
 time between two tokens in the same run: a stop cannot be seen sooner than the token in flight
@@ -38,7 +39,7 @@ from turn_latency import Server, percentile, row
 
 from voice_agent.app import create_app
 from voice_agent.knowledge_tier import KnowledgeTier
-from voice_agent.llm.local import LocalLLM
+from voice_agent.llm.local import LocalModel
 from voice_agent.service import build_service
 from voice_agent.settings import load_settings
 from voice_agent.types import Message
@@ -54,7 +55,7 @@ QUESTIONS = [
 class ClosingClock:
     """Passes through to the model and notes when each stream is closed."""
 
-    def __init__(self, inner: LocalLLM) -> None:
+    def __init__(self, inner: LocalModel) -> None:
         self.inner = inner
         self.name = inner.name
         self.closed_at: list[float] = []
@@ -68,15 +69,26 @@ class ClosingClock:
             self.closed_at.append(time.perf_counter())
 
 
-async def stopped_after(llm: LocalLLM, sent: float) -> float:
-    """Milliseconds from `sent` until the model's thread let go of its context."""
-    await asyncio.to_thread(llm._busy.acquire)  # returns once the model thread lets go
-    stopped = time.perf_counter()
-    llm._busy.release()
-    return (stopped - sent) * 1000
+class ModelWatch:
+    """When the model process last stopped decoding, from its health endpoint."""
+
+    def __init__(self, base_url: str) -> None:
+        self.health_url = base_url.removesuffix("/v1") + "/health"
+
+    async def stopped_after(self, sent: float) -> float:
+        """Milliseconds from `sent` (time.perf_counter) until the model process stopped."""
+        offset = time.monotonic() - time.perf_counter()
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(2000):
+                health = (await http.get(self.health_url)).json()
+                stopped = health["last_stopped_monotonic"] - offset
+                if not health["busy"] and stopped >= sent:
+                    return (stopped - sent) * 1000
+                await asyncio.sleep(0.002)
+        raise RuntimeError("the model process did not stop within 4 s")
 
 
-async def native_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+async def native_trial(url: str, question: str, llm: ModelWatch) -> tuple[float, float, int]:
     async with websockets.connect(url + "/v1/calls") as ws:
         await ws.send(json.dumps({"type": "call.start"}))
         await ws.recv()
@@ -85,11 +97,11 @@ async def native_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
             pass
         sent = time.perf_counter()
         await ws.send(json.dumps({"type": "user.interrupt", "heard": "Sure"}))
-        thread_ms = await stopped_after(llm, sent)
+        thread_ms = await llm.stopped_after(sent)
         return sent, thread_ms, await frames_after(ws, "agent.delta")
 
 
-async def twilio_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+async def twilio_trial(url: str, question: str, llm: ModelWatch) -> tuple[float, float, int]:
     async with websockets.connect(url + "/twilio/relay") as ws:
         await ws.send(json.dumps({"type": "setup", "callSid": f"CA{time.time_ns()}"}))
         await ws.send(json.dumps({"type": "prompt", "voicePrompt": question, "last": True}))
@@ -100,11 +112,11 @@ async def twilio_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
             json.dumps({"type": "interrupt", "utteranceUntilInterrupt": "Sure",
                         "durationUntilInterruptMs": 300})
         )  # fmt: skip
-        thread_ms = await stopped_after(llm, sent)
+        thread_ms = await llm.stopped_after(sent)
         return sent, thread_ms, await frames_after(ws, "text")
 
 
-async def retell_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+async def retell_trial(url: str, question: str, llm: ModelWatch) -> tuple[float, float, int]:
     """Retell's barge-in is a newer response_required whose transcript has the agent's turn
     cut where the caller spoke; the caller's new words here are small talk, answered by a
     template, so that no new generation takes the model."""
@@ -125,7 +137,7 @@ async def retell_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
             json.dumps({"interaction_type": "response_required", "response_id": 2,
                         "transcript": cut})
         )  # fmt: skip
-        thread_ms = await stopped_after(llm, sent)
+        thread_ms = await llm.stopped_after(sent)
         late = 0
         try:
             while True:
@@ -135,7 +147,7 @@ async def retell_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
             return sent, thread_ms, late
 
 
-async def openai_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, float, int]:
+async def openai_trial(url: str, question: str, llm: ModelWatch) -> tuple[float, float, int]:
     """Vapi's barge-in is a newer request for the same call.id; the caller's new words are
     small talk again, so that no new generation takes the model."""
     call = {"id": f"vapi{time.time_ns()}"}
@@ -152,7 +164,7 @@ async def openai_trial(url: str, question: str, llm: LocalLLM) -> tuple[float, f
                    {"role": "user", "content": "thanks"}]  # fmt: skip
             newer = {"model": "m", "messages": cut, "call": call}
             second = asyncio.create_task(http.post("/v1/chat/completions", json=newer))
-            thread_ms = await stopped_after(llm, sent)
+            thread_ms = await llm.stopped_after(sent)
             late = sum(
                 [bool(content_of(line)) async for line in lines if line.startswith("data: {")]
             )
@@ -187,16 +199,22 @@ def main() -> None:
         VOICE_AGENT_FIRST_TOKEN_BUDGET_S=10,
     )
     service = build_service(settings)
-    assert isinstance(service.llm, LocalLLM)
+    assert isinstance(service.llm, LocalModel) and service.llm.supervisor.base_url
+    watch = ModelWatch(service.llm.supervisor.base_url)
     clock = ClosingClock(service.llm)
     knowledge = next(t for t in service.responder.tiers if isinstance(t, KnowledgeTier))
     knowledge._llm = clock  # type: ignore[assignment]
     # Baseline: the model's own time between tokens, on a direct uninterrupted generation.
-    last = time.perf_counter()
-    for _ in service.llm.generate([Message("user", QUESTIONS[0])], 60):
-        now = time.perf_counter()
-        clock.gaps_ms.append((now - last) * 1000)
-        last = now
+    body = {"messages": [Message("user", QUESTIONS[0]).as_dict()], "max_tokens": 60,
+            "stream": True}  # fmt: skip
+    url = service.llm.supervisor.base_url + "/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=30) as response:
+        last = time.perf_counter()
+        for line in response.iter_lines():
+            if line.startswith("data: {") and content_of(line):
+                now = time.perf_counter()
+                clock.gaps_ms.append((now - last) * 1000)
+                last = now
     del clock.gaps_ms[0]  # the first "gap" is the prompt's evaluation
     print(
         f"# barge_in: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
@@ -218,7 +236,7 @@ def main() -> None:
             for i in range(args.trials):
                 before = len(clock.closed_at)
                 question = QUESTIONS[i % len(QUESTIONS)]
-                sent, thread_ms, frames = asyncio.run(trial(base, question, clock.inner))
+                sent, thread_ms, frames = asyncio.run(trial(base, question, watch))
                 if len(clock.closed_at) > before:
                     stops.append((clock.closed_at[before] - sent) * 1000)
                 threads.append(thread_ms)
@@ -228,7 +246,7 @@ def main() -> None:
     print(row("model: time between two tokens (baseline)", clock.gaps_ms))
     for name, (stops, threads, _) in results.items():
         print(row(f"{name}: interrupt sent -> model stream closed", stops))
-        print(row(f"{name}: interrupt sent -> model thread stopped", threads))
+        print(row(f"{name}: interrupt sent -> model process stopped", threads))
     print()
     gap = percentile(clock.gaps_ms, 50) if clock.gaps_ms else float("nan")
     for name, (_, threads, late) in results.items():

@@ -1,11 +1,14 @@
 """Turn latency of the baseline path (mode `disabled`: every turn to knowledge base + LLM).
 
 Drives scripted calls over the real WebSocket against the service on a loopback port. After
-each turn, the bundled model is timed alone on the very prompt the service built for it:
-first the previous prompt is replayed (untimed) so llama.cpp's prefix cache is in the state
-the service saw, then the same caller pause passes, then the direct call is timed. The two
-measurements are seconds apart, so drift on the machine touches both alike, and the
-service's overhead is their difference, turn by turn.
+each turn, the bundled model is timed alone on the very prompt the service built for it, twice:
+over its process boundary (a bare streaming HTTP request to the model process the service
+uses) and in this process (a second llama.cpp context of the same file, no boundary). Before
+each timing the previous prompt is replayed (untimed) so llama.cpp's prefix cache is in the
+state the service saw, then the same caller pause passes. The measurements are seconds apart,
+so drift on the machine touches them alike: the service's overhead is the service's first
+token less the model's over its boundary, and the boundary's cost is that less the model in
+process, turn by turn.
 
     .venv/bin/python bench/turn_latency.py [--calls 12] [--json out.json]
 """
@@ -29,12 +32,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # bench/quick_responses.py shares its name with the package: keep this folder off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
+import httpx
 import uvicorn
 import websockets
 
 from voice_agent.app import create_app
 from voice_agent.knowledge_tier import KnowledgeTier
-from voice_agent.llm.local import LocalLLM
+from voice_agent.llm.llama_model import LlamaModel
+from voice_agent.llm.local import LocalModel, bundled_model_path
 from voice_agent.service import build_service
 from voice_agent.settings import load_settings
 from voice_agent.types import Message
@@ -55,7 +60,7 @@ SCRIPTS: list[list[str]] = [
 class RecordingLLM:
     """Passes through to the local model and keeps each prompt, for the direct replay."""
 
-    def __init__(self, inner: LocalLLM) -> None:
+    def __init__(self, inner: LocalModel) -> None:
         self.inner = inner
         self.name = inner.name
         self.prompts: list[tuple[list[Message], int]] = []
@@ -114,21 +119,51 @@ async def timed_turn(ws: Any, text: str) -> tuple[float, float, dict[str, Any]]:
             return ((first or ended) - sent) * 1000, (ended - sent) * 1000, frame
 
 
-def model_alone_after(recorder: RecordingLLM, local: LocalLLM, pause_s: float) -> float:
-    """Time the model alone on the prompt the service just used, from the same starting state."""
-    messages, max_tokens = recorder.prompts[-1]
-    if len(recorder.prompts) > 1:
-        previous, previous_max = recorder.prompts[-2]
-    else:
-        previous, previous_max = [Message("user", "Hello")], 4
-    for _ in local.generate(previous, previous_max):
-        pass
-    time.sleep(pause_s)
-    return model_first_token_ms(local, messages, max_tokens)
+class ModelAlone:
+    """The model timed without the service: over its process boundary, and in this process."""
+
+    def __init__(self, base_url: str, in_process: LlamaModel) -> None:
+        self.url = base_url + "/chat/completions"
+        self.http = httpx.Client(timeout=30)
+        self.in_process = in_process
+
+    def over_boundary(self, messages: list[Message], max_tokens: int) -> float:
+        """Milliseconds to the first text over a bare streaming request to the model process."""
+        body = {
+            "messages": [m.as_dict() for m in messages],
+            "max_tokens": max_tokens,
+            "temperature": 0.2,
+            "stream": True,
+        }
+        started = time.perf_counter()
+        first = None
+        with self.http.stream("POST", self.url, json=body) as response:
+            for line in response.iter_lines():
+                if first is None and line.startswith("data: {") and '"content"' in line:
+                    delta = json.loads(line[6:])["choices"][0]["delta"]
+                    if delta.get("content"):
+                        first = time.perf_counter()
+        return ((first or time.perf_counter()) - started) * 1000
+
+    def after(self, recorder: RecordingLLM, pause_s: float) -> tuple[float, float]:
+        """Both timings on the prompt the service just used, each from the same starting
+        state (the previous prompt replayed, then the caller's pause)."""
+        messages, max_tokens = recorder.prompts[-1]
+        if len(recorder.prompts) > 1:
+            previous, previous_max = recorder.prompts[-2]
+        else:
+            previous, previous_max = [Message("user", "Hello")], 4
+        self.over_boundary(previous, previous_max)
+        time.sleep(pause_s)
+        boundary = self.over_boundary(messages, max_tokens)
+        for _ in self.in_process.generate(previous, previous_max):
+            pass
+        time.sleep(pause_s)
+        return boundary, model_first_token_ms(self.in_process, messages, max_tokens)
 
 
 async def drive_calls(
-    url: str, calls: int, pause_s: float, recorder: RecordingLLM, local: LocalLLM
+    url: str, calls: int, pause_s: float, recorder: RecordingLLM, alone: ModelAlone
 ) -> list[dict[str, Any]]:
     turns = []
     for n in range(calls):
@@ -139,6 +174,9 @@ async def drive_calls(
             for text in script:
                 await asyncio.sleep(pause_s)  # the caller speaking; never 0 on a real call
                 first_ms, total_ms, frame = await timed_turn(ws, text)
+                boundary_ms = in_process_ms = None
+                if frame["source"] in ("llm", "fallback"):
+                    boundary_ms, in_process_ms = alone.after(recorder, pause_s)
                 turns.append(
                     {
                         "text": text,
@@ -146,18 +184,15 @@ async def drive_calls(
                         "client_first_token_ms": first_ms,
                         "client_total_ms": total_ms,
                         "server": frame["latency_ms"],
-                        "model_alone_first_token_ms": (
-                            model_alone_after(recorder, local, pause_s)
-                            if frame["source"] in ("llm", "fallback")
-                            else None
-                        ),
+                        "model_alone_first_token_ms": boundary_ms,
+                        "model_in_process_first_token_ms": in_process_ms,
                     }
                 )
             await ws.send(json.dumps({"type": "call.end"}))
     return turns
 
 
-def model_first_token_ms(llm: LocalLLM, messages: list[Message], max_tokens: int) -> float:
+def model_first_token_ms(llm: LlamaModel, messages: list[Message], max_tokens: int) -> float:
     started = time.perf_counter()
     pieces = llm.generate(messages, max_tokens)
     first = None
@@ -202,16 +237,23 @@ def main() -> None:
     )
     started = time.perf_counter()
     service = build_service(settings)
-    assert isinstance(service.llm, LocalLLM)
+    assert isinstance(service.llm, LocalModel) and service.llm.supervisor.base_url
     local = service.llm
     recorder = RecordingLLM(local)
+    model_path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
+    in_process = LlamaModel(
+        model_path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens
+    )
+    in_process.warm()
+    alone = ModelAlone(local.supervisor.base_url, in_process)
     knowledge = next(t for t in service.responder.tiers if isinstance(t, KnowledgeTier))
     knowledge._llm = recorder  # type: ignore[assignment]
     print(f"start-up (models loaded, indexes built, warmed): {time.perf_counter() - started:.1f} s")
 
     with Server(create_app(service=service)) as url:
-        turns = asyncio.run(drive_calls(url, args.calls, args.pause_s, recorder, local))
+        turns = asyncio.run(drive_calls(url, args.calls, args.pause_s, recorder, alone))
     direct = [t["model_alone_first_token_ms"] for t in turns if t["source"] == "llm"]
+    in_process_ms = [t["model_in_process_first_token_ms"] for t in turns if t["source"] == "llm"]
 
     llm_turns = [t for t in turns if t["source"] == "llm"]
     print(
@@ -226,9 +268,18 @@ def main() -> None:
         chosen = [t for t in turns if t["source"] == source]
         print(row(f"first token, {source} (client)", [t["client_first_token_ms"] for t in chosen]))
         print(row(f"total, {source} (client)", [t["client_total_ms"] for t in chosen]))
-    print(row("model alone: first token (direct call, llm turns)", direct))
+    print(row("model alone: first token over its process boundary (llm turns)", direct))
+    print(row("model alone: first token in process, no boundary (llm turns)", in_process_ms))
+    boundary = [
+        t["model_alone_first_token_ms"] - t["model_in_process_first_token_ms"] for t in llm_turns
+    ]
+    print(row("process boundary's cost on first token (paired)", boundary))
     paired = [t["client_first_token_ms"] - t["model_alone_first_token_ms"] for t in llm_turns]
     print(row("service overhead on first token (paired)", paired))
+    against_in_process = [
+        t["client_first_token_ms"] - t["model_in_process_first_token_ms"] for t in llm_turns
+    ]
+    print(row("service + boundary on first token (paired, vs in process)", against_in_process))
     # Everything but the model's own time inside the service: retrieval, prompt, hops, socket.
     own = [t["client_first_token_ms"] - t["server"]["llm_first_token"] for t in llm_turns]
     print(row("service's own time to first token", own))
@@ -240,7 +291,12 @@ def main() -> None:
         if values:
             print(row(f"server stage: {stage} (all turns)", values))
     ratio = percentile([t["client_first_token_ms"] for t in llm_turns], 50) / percentile(direct, 50)
-    print(f"\nfirst token, service p50 / model alone p50: {ratio:.2f}x")
+    print(f"\nfirst token, service p50 / model alone (over its boundary) p50: {ratio:.2f}x")
+    print(
+        f"process boundary p50: {percentile(boundary, 50):.1f} ms paired "
+        f"(model over its boundary {percentile(direct, 50):.1f} ms, in process "
+        f"{percentile(in_process_ms, 50):.1f} ms)"
+    )
     print(
         f"service overhead p50: {percentile(paired, 50):.1f} ms paired, "
         f"{percentile(own, 50):.1f} ms own time (target: at most 15 ms)"

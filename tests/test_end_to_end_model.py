@@ -1,6 +1,6 @@
-"""The whole service on its embedded defaults: the bundled SmolLM2 GGUF run by llama.cpp, the
-bundled encoder, the demo knowledge base, over a real WebSocket, and the `voice-agent call`
-command against it."""
+"""The whole service on its embedded defaults: the bundled SmolLM2 GGUF run by llama.cpp in its
+own process, the bundled encoder, the demo knowledge base, over a real WebSocket, and the
+`voice-agent call` command against it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 
 from voice_agent.app import create_app
 from voice_agent.cli import main
-from voice_agent.llm.local import LocalLLM, bundled_model_path
+from voice_agent.llm.local import LocalModel, bundled_model_path
 from voice_agent.rag.encoder import Encoder
-from voice_agent.service import Service, build_service
+from voice_agent.service import Service, build_llm, build_service
 from voice_agent.settings import load_settings
 from voice_agent.types import Message
 
@@ -28,15 +28,15 @@ UNSPEAKABLE = re.compile(r"https?://|www\.|[*#`\[\]]|^\s*[-•]\s", re.MULTILINE
 
 
 @pytest.fixture(scope="module")
-def local_llm() -> Iterator[LocalLLM]:
-    llm = LocalLLM(bundled_model_path(), n_threads=2, n_ctx=2048)
-    llm.warm()
+def local_llm() -> Iterator[LocalModel]:
+    llm = build_llm(load_settings(VOICE_AGENT_LLM_BACKEND="local"))
+    assert isinstance(llm, LocalModel)
     yield llm
-    llm.close()
+    asyncio.run(llm.close())
 
 
 @pytest.fixture
-def real_service(encoder: Encoder, local_llm: LocalLLM) -> Service:
+def real_service(encoder: Encoder, local_llm: LocalModel) -> Service:
     # Generous budgets: CI machines are slow and this test is about the answer, not speed.
     settings = load_settings(
         VOICE_AGENT_FIRST_TOKEN_BUDGET_S=scaled(10),
@@ -46,7 +46,7 @@ def real_service(encoder: Encoder, local_llm: LocalLLM) -> Service:
     return build_service(settings, encoder=encoder, llm=local_llm)
 
 
-async def test_the_bundled_model_streams_and_stops_when_closed(local_llm: LocalLLM) -> None:
+async def test_the_bundled_model_streams_and_stops_when_closed(local_llm: LocalModel) -> None:
     messages = [Message("user", "Count from one to fifty in words.")]
     stream = local_llm.stream(messages, max_tokens=200)
     pieces = []
@@ -56,7 +56,7 @@ async def test_the_bundled_model_streams_and_stops_when_closed(local_llm: LocalL
             break
     await stream.aclose()  # type: ignore[attr-defined]
     assert len(pieces) == 3
-    # The model thread is free again: a second generation completes.
+    # The model process is free again: a second generation completes.
     second = [p async for p in local_llm.stream([Message("user", "Say hi.")], max_tokens=8)]
     assert "".join(second).strip()
 

@@ -58,15 +58,18 @@ class IngestBody(BaseModel):
     documents: list[IngestDocument] = Field(min_length=1, max_length=MAX_INGEST_DOCUMENTS)
 
 
-def create_app(settings: Settings | None = None, service: Service | None = None) -> FastAPI:
-    """With `service`, the app uses it and leaves closing it to the caller; otherwise the app
-    builds one from `settings` at start-up and closes it at shutdown."""
+def create_app(
+    settings: Settings | None = None, service: Service | None = None, *, owns_service: bool = False
+) -> FastAPI:
+    """With `service`, the app uses it and leaves closing it to the caller unless
+    `owns_service`; otherwise the app builds one from `settings` at start-up and closes it at
+    shutdown."""
     if service is None and settings is None:
         raise ValueError("create_app needs settings or a service")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = service is None
+        owned = service is None or owns_service
         svc = service if service is not None else await asyncio.to_thread(build_service, settings)  # type: ignore[arg-type]
         app.state.service = svc
         app.state.active_calls = 0
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
             "mode": svc.settings.mode.value,
             "llm": svc.llm.name,
             "breaker": svc.breaker.state,
+            "llm_process": svc.llm_status(),
             "encoder_precision": svc.encoder.precision,
             "knowledge": {
                 "documents": svc.knowledge.document_count,
@@ -118,10 +122,19 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 
     @app.get("/ready")
     async def ready() -> Response:
-        """For readiness probes: 200 once models are loaded and until shutdown begins."""
-        if getattr(app.state, "closing", False):
-            return Response('{"ready":false}', status_code=503, media_type="application/json")
-        return Response('{"ready":true}', media_type="application/json")
+        """For readiness probes: 200 once models are loaded and until shutdown begins. A local
+        model that is restarting does not take the service out: templates and the cache go on
+        answering, and LLM turns get the fallback line until it is back (`llm`)."""
+        svc: Service = app.state.service
+        llm = svc.llm_status()
+        body: dict[str, object] = {"ready": not getattr(app.state, "closing", False)}
+        if llm is not None:
+            body["llm"] = llm["state"]
+        return Response(
+            json.dumps(body, separators=(",", ":")),
+            status_code=200 if body["ready"] else 503,
+            media_type="application/json",
+        )
 
     @app.websocket("/v1/telemetry")
     async def telemetry(ws: WebSocket) -> None:

@@ -30,8 +30,13 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    from voice_agent.service import build_service
+
+    # Built before the server starts, so that a model or setting that cannot work stops
+    # start-up with one line (see main) instead of a traceback from inside the server.
+    service = build_service(settings)
     uvicorn.run(
-        create_app(settings),
+        create_app(service=service, owns_service=True),
         host=settings.host,
         port=settings.port,
         # Frames past the app's own limit get an error frame; this bound only protects memory.

@@ -31,6 +31,7 @@ from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.latency_tracker import LatencyTracker
 from voice_agent.llm.circuit_breaker import CircuitBreaker
+from voice_agent.llm.local import LocalModel
 from voice_agent.metrics_export import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.quality_tracker import QualityAlert, QualityTracker, score_texts
 from voice_agent.quick_tier import QuickTier
@@ -163,9 +164,16 @@ class Service:
         log.warning("[QUALITY_ALERT] switched to shadow: %s", why)
 
     async def start(self) -> None:
-        """Start background work that needs the event loop (the shared cache's tasks)."""
+        """Start background work that needs the event loop (the shared cache's tasks, the
+        local model's supervisor)."""
         if self.cache is not None and self.cache.shared is not None:
             await self.cache.shared.start()
+        if isinstance(self.llm, LocalModel):
+            self.llm.supervise()
+
+    def llm_status(self) -> dict[str, object] | None:
+        """The local model's process (state, pid, restarts, last exit); None for a hosted one."""
+        return self.llm.status() if isinstance(self.llm, LocalModel) else None
 
     async def after_ingest(self) -> int:
         """The knowledge base changed: answers made from the old one are dropped, and its FAQ
@@ -223,6 +231,7 @@ class Service:
                 else None
             ),
             "breaker": self.breaker.state,
+            "llm_process": self.llm_status(),
             "cache": self.cache_status(),
         }
 
@@ -290,11 +299,21 @@ def build_llm(settings: Settings) -> LLMClient:
             api_key=settings.openai_api_key,
             timeout_s=settings.llm_timeout_s,
         )
-    from voice_agent.llm.local import LocalLLM, bundled_model_path
+    from voice_agent.llm.local import LocalModel, bundled_model_path, model_server_command
+    from voice_agent.llm.supervisor import SupervisorConfig
 
     path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
-    local = LocalLLM(path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens)
-    local.warm()
+    config = SupervisorConfig(
+        model_server_command(
+            path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens
+        ),
+        start_timeout_s=settings.llm_start_timeout_s,
+        hang_timeout_s=settings.llm_hang_timeout_s,
+        backoff_min_s=settings.llm_restart_backoff_s,
+        backoff_max_s=max(settings.llm_restart_backoff_max_s, settings.llm_restart_backoff_s),
+    )
+    local = LocalModel.start(path, config, timeout_s=settings.llm_timeout_s)
+    log.info("local model: %s in process %s", path.name, local.supervisor.pid)
     return local
 
 
@@ -390,6 +409,8 @@ def build_service(
     owns_encoder, owns_llm = encoder is None, llm is None
     single_threaded_blas()
     flows = FlowLibrary.load(settings.flow_path, settings.default_flow)
+    # First: a model that cannot be served stops start-up before the slower loading below.
+    llm = llm or build_llm(settings)
     encoder = encoder or Encoder(
         load_sentence_model(),
         cache_size=settings.embedding_cache_size,
@@ -411,7 +432,6 @@ def build_service(
         settings.intent_threshold,
         settings.intent_margin,
     )
-    llm = llm or build_llm(settings)
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
     knowledge_tier = KnowledgeTier(knowledge, llm, breaker, knowledge_config(settings))
     quick_tier = build_quick_tier(settings, encoder)

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     llm_context_tokens: int = _env("VOICE_AGENT_LLM_CONTEXT_TOKENS", default=2048, ge=512)
     llm_max_tokens: int = _env("VOICE_AGENT_LLM_MAX_TOKENS", default=80, ge=8, le=1024)
     answer_max_sentences: int = _env("VOICE_AGENT_ANSWER_MAX_SENTENCES", default=2, ge=1, le=20)
+    # The local model's process (llm/supervisor.py).
+    llm_start_timeout_s: float = _env("VOICE_AGENT_LLM_START_TIMEOUT_S", default=120.0, gt=0)
+    llm_hang_timeout_s: float = _env("VOICE_AGENT_LLM_HANG_TIMEOUT_S", default=10.0, gt=0)
+    llm_restart_backoff_s: float = _env("VOICE_AGENT_LLM_RESTART_BACKOFF_S", default=0.5, gt=0)
+    llm_restart_backoff_max_s: float = _env(
+        "VOICE_AGENT_LLM_RESTART_BACKOFF_MAX_S", default=30.0, gt=0
+    )
 
     first_token_budget_s: float = _env("VOICE_AGENT_FIRST_TOKEN_BUDGET_S", default=0.8, gt=0)
     llm_timeout_s: float = _env("VOICE_AGENT_LLM_TIMEOUT_S", default=3.0, gt=0)

@@ -38,6 +38,10 @@ class OpenAILLM:
             max_retries=0,
         )
 
+    def retarget(self, base_url: str) -> None:
+        """Send the next requests to `base_url` (a restarted local model listens on a new port)."""
+        self._client.base_url = base_url
+
     async def close(self) -> None:
         await self._client.close()
 
@@ -64,7 +68,7 @@ class OpenAILLM:
                 text = chunk.choices[0].delta.content
                 if text:
                     yield text
-        except openai.OpenAIError as exc:
-            raise LLMUnavailable(f"openai stream failed: {exc}") from exc
+        except openai.OpenAIError as exc:  # a broken connection too (APIConnectionError)
+            raise LLMUnavailable(f"openai stream failed: {exc!r}") from exc
         finally:
             await response.close()
