@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from voice_agent.app import create_app
 from voice_agent.cli import main
-from voice_agent.llm.local import LocalModel, bundled_model_path
+from voice_agent.llm.local import LocalModel, bundled_model_path, start_model_process
+from voice_agent.llm.supervisor import ModelSupervisor
 from voice_agent.rag.encoder import Encoder
-from voice_agent.service import Service, build_llm, build_service
+from voice_agent.service import Service, build_service, model_supervisor_config
 from voice_agent.settings import load_settings
 from voice_agent.types import Message
 
@@ -28,11 +29,20 @@ UNSPEAKABLE = re.compile(r"https?://|www\.|[*#`\[\]]|^\s*[-•]\s", re.MULTILINE
 
 
 @pytest.fixture(scope="module")
-def local_llm() -> Iterator[LocalModel]:
-    llm = build_llm(load_settings(VOICE_AGENT_LLM_BACKEND="local"))
-    assert isinstance(llm, LocalModel)
+def model_process() -> Iterator[ModelSupervisor]:
+    """One model process for the module; each test talks to it with a client of its own
+    (a client's connections belong to the event loop that made them)."""
+    settings = load_settings(VOICE_AGENT_LLM_BACKEND="local")
+    supervisor = start_model_process(bundled_model_path(), model_supervisor_config(settings))
+    yield supervisor
+    asyncio.run(supervisor.aclose())
+
+
+@pytest.fixture
+async def local_llm(model_process: ModelSupervisor) -> AsyncIterator[LocalModel]:
+    llm = LocalModel(model_process, timeout_s=scaled(30), owns_supervisor=False)
     yield llm
-    asyncio.run(llm.close())
+    await llm.close()
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ from voice_agent.intents import build_matcher, load_intent_packs
 from voice_agent.knowledge_tier import KnowledgeConfig, KnowledgeTier
 from voice_agent.latency_tracker import LatencyTracker
 from voice_agent.llm.circuit_breaker import CircuitBreaker
-from voice_agent.llm.local import LocalModel
+from voice_agent.llm.local import LocalModel, bundled_model_path, model_server_command
+from voice_agent.llm.supervisor import SupervisorConfig
 from voice_agent.metrics_export import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.quality_tracker import QualityAlert, QualityTracker, score_texts
 from voice_agent.quick_tier import QuickTier
@@ -289,6 +290,20 @@ def initial_flags(settings: Settings) -> Flags:
     )
 
 
+def model_supervisor_config(settings: Settings) -> SupervisorConfig:
+    """How the local model's process is started and watched."""
+    path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
+    return SupervisorConfig(
+        model_server_command(
+            path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens
+        ),
+        start_timeout_s=settings.llm_start_timeout_s,
+        hang_timeout_s=settings.llm_hang_timeout_s,
+        backoff_min_s=settings.llm_restart_backoff_s,
+        backoff_max_s=max(settings.llm_restart_backoff_max_s, settings.llm_restart_backoff_s),
+    )
+
+
 def build_llm(settings: Settings) -> LLMClient:
     if settings.llm_backend is LLMBackend.OPENAI:
         from voice_agent.llm.openai_client import OpenAILLM
@@ -299,20 +314,10 @@ def build_llm(settings: Settings) -> LLMClient:
             api_key=settings.openai_api_key,
             timeout_s=settings.llm_timeout_s,
         )
-    from voice_agent.llm.local import LocalModel, bundled_model_path, model_server_command
-    from voice_agent.llm.supervisor import SupervisorConfig
-
     path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
-    config = SupervisorConfig(
-        model_server_command(
-            path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens
-        ),
-        start_timeout_s=settings.llm_start_timeout_s,
-        hang_timeout_s=settings.llm_hang_timeout_s,
-        backoff_min_s=settings.llm_restart_backoff_s,
-        backoff_max_s=max(settings.llm_restart_backoff_max_s, settings.llm_restart_backoff_s),
+    local = LocalModel.start(
+        path, model_supervisor_config(settings), timeout_s=settings.llm_timeout_s
     )
-    local = LocalModel.start(path, config, timeout_s=settings.llm_timeout_s)
     log.info("local model: %s in process %s", path.name, local.supervisor.pid)
     return local
 

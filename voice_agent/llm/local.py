@@ -47,6 +47,22 @@ def model_server_command(model_path: Path, *, n_threads: int, n_ctx: int) -> lis
     ]
 
 
+def start_model_process(model_path: Path, config: SupervisorConfig) -> ModelSupervisor:
+    """Start the model's process and wait until it has produced tokens: the start-up check.
+    A model that cannot raises `ModelStartError` naming the cause and the settings to change."""
+    check_gguf(model_path)
+    supervisor = ModelSupervisor(config)
+    try:
+        supervisor.start()
+    except ModelStartError as exc:
+        raise ModelStartError(
+            f"VOICE_AGENT_LLM_MODEL: {model_path} could not be served: {exc}. Set "
+            "VOICE_AGENT_LLM_MODEL to a GGUF file llama.cpp can run, or "
+            "VOICE_AGENT_LLM_BACKEND=openai to use an OpenAI-compatible endpoint"
+        ) from None
+    return supervisor
+
+
 class LocalModel:
     """An `LLMClient` for a GGUF model in a supervised child process. While the child is
     down (crashed, restarting), a turn fails at once with `LLMUnavailable`: the knowledge tier
@@ -54,8 +70,13 @@ class LocalModel:
 
     name = "local"
 
-    def __init__(self, supervisor: ModelSupervisor, *, timeout_s: float) -> None:
+    def __init__(
+        self, supervisor: ModelSupervisor, *, timeout_s: float, owns_supervisor: bool = True
+    ) -> None:
+        """`owns_supervisor`: `close` also ends the model process. One process can serve
+        several clients (tests give each event loop its own: connections belong to one)."""
         self.supervisor = supervisor
+        self._owns_supervisor = owns_supervisor
         self._client = OpenAILLM(
             model="local",
             base_url=supervisor.base_url,
@@ -68,17 +89,7 @@ class LocalModel:
     @classmethod
     def start(cls, model_path: Path, config: SupervisorConfig, *, timeout_s: float) -> LocalModel:
         """Start the model process and wait until it has produced tokens (the start-up check)."""
-        check_gguf(model_path)
-        supervisor = ModelSupervisor(config)
-        try:
-            supervisor.start()
-        except ModelStartError as exc:
-            raise ModelStartError(
-                f"VOICE_AGENT_LLM_MODEL: {model_path} could not be served: {exc}. Set "
-                "VOICE_AGENT_LLM_MODEL to a GGUF file llama.cpp can run, or "
-                "VOICE_AGENT_LLM_BACKEND=openai to use an OpenAI-compatible endpoint"
-            ) from None
-        return cls(supervisor, timeout_s=timeout_s)
+        return cls(start_model_process(model_path, config), timeout_s=timeout_s)
 
     def status(self) -> dict[str, object]:
         return self.supervisor.status()
@@ -87,8 +98,10 @@ class LocalModel:
         self.supervisor.supervise()
 
     async def close(self) -> None:
+        self.supervisor.on_ready.remove(self._client.retarget)
         await self._client.close()
-        await self.supervisor.aclose()
+        if self._owns_supervisor:
+            await self.supervisor.aclose()
 
     async def stream(
         self, messages: Sequence[Message], max_tokens: int
