@@ -61,6 +61,12 @@ QUESTIONS: list[tuple[str, str]] = [
 ]
 
 
+# Text a caller must never hear: the model writing the next turn of the prompt itself.
+PROMPT_ECHO = re.compile(
+    r"\b(question|answer|user|assistant|caller|facts?)\s*:|\[/?inst\]|<<", re.IGNORECASE
+)
+
+
 def spoken_answer(
     llm: LlamaModel,
     messages: list,  # type: ignore[type-arg]
@@ -177,6 +183,11 @@ def main() -> None:
             f"| {passages} | {sum(hits)}/{total} ({sum(hits) / total:.0%}) | "
             f"{', '.join(map(str, hits))} | {p50_p95(first_words)} | {p50_p95(times)} |"
         )
+    echoes = [a for _, a, _, _ in scored if PROMPT_ECHO.search(a)]
+    print(
+        f"\nanswers that speak prompt text (Question:, Answer:, [INST], ...): "
+        f"{len(echoes)} of {len(scored)}" + (f", e.g. {echoes[0]!r}" if echoes else "")
+    )
     report_scores(encoder, scored)
 
 

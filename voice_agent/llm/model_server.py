@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
+import os
 import resource
-import signal
 import socket
 import sys
 import threading
@@ -211,14 +210,17 @@ def _completion(text: str) -> dict[str, Any]:
     }
 
 
-def _die_with_parent() -> None:
-    """Linux: end this process when the service that started it ends, however it ends."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: the supervisor's own shutdown still ends it
-        pass
+def _exit_with_parent() -> None:
+    """End this process when the service that started it ends, however it ends: the service
+    holds the other end of this process's stdin, and the kernel closes it when the service
+    exits, so a read here sees the end of the file."""
+
+    def wait() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=2048)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    _die_with_parent()
+    _exit_with_parent()
     # A crash must not leave a core file the size of the model in the service's folder.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 

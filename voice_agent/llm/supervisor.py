@@ -92,6 +92,21 @@ def _read_ready_line(proc: subprocess.Popen[bytes], timeout_s: float) -> str:
     return buffer.split(b"\n", 1)[0].decode(errors="replace").strip()
 
 
+def _end(proc: subprocess.Popen[bytes], grace_s: float = 0.0) -> None:
+    """Closing its stdin asks the child to exit; past `grace_s` it is killed."""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:  # a broken pipe to a child that is already gone
+                pass
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class ModelSupervisor:
     def __init__(self, config: SupervisorConfig) -> None:
         self.config = config
@@ -149,16 +164,17 @@ class ModelSupervisor:
     def _launch(self) -> None:
         proc = subprocess.Popen(
             list(self.config.command),
-            stdin=subprocess.DEVNULL,
+            # The child exits when this pipe closes: when this process ends, however it ends.
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             # Its own session: a Ctrl-C in the service's terminal is the service's to handle.
             start_new_session=True,
         )
         line = _read_ready_line(proc, self.config.start_timeout_s)
-        if not line.startswith("ready "):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        if not line.startswith("ready ") or self.state == "stopped":
+            _end(proc)
+            if self.state == "stopped":  # closed while this one was starting
+                return
             cause = line[len("error ") :] if line.startswith("error ") else line
             raise ModelStartError(f"the model process {cause}")
         self._proc = proc
@@ -169,21 +185,12 @@ class ModelSupervisor:
         self._set_state("ready")
 
     def _stop_child(self) -> None:
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self._proc is not None:
+            _end(self._proc, grace_s=5)
 
     def _kill_child(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if self._proc is not None:
+            _end(self._proc)
 
     async def _supervise(self) -> None:
         streak = 0
