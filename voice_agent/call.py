@@ -294,6 +294,9 @@ class CallSession:
 
     def _spawn(self, work: Any) -> None:
         self._turn = self._tasks.spawn(self._guarded(work), name=f"turn-{self._turn_id}")
+        # A turn cancelled before it ran (a hang-up right behind the utterance) never awaits
+        # `work`: close it, or it is reported as a coroutine never awaited.
+        self._turn.add_done_callback(lambda _: work.close())
 
     async def _guarded(self, work: Awaitable[None]) -> None:
         turn_id = self._turn_id
