@@ -39,8 +39,8 @@ import websockets
 from voice_agent.app import create_app
 from voice_agent.knowledge_tier import KnowledgeTier
 from voice_agent.llm.llama_model import LlamaModel
-from voice_agent.llm.local import LocalModel, bundled_model_path
-from voice_agent.service import build_service
+from voice_agent.llm.local import LocalModel
+from voice_agent.service import build_service, local_model_path
 from voice_agent.settings import load_settings
 from voice_agent.types import Message
 
@@ -246,7 +246,7 @@ def main() -> None:
     assert isinstance(service.llm, LocalModel) and service.llm.supervisor.base_url
     local = service.llm
     recorder = RecordingLLM(local)
-    model_path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
+    model_path = local_model_path(settings)
     in_process = LlamaModel(
         model_path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens
     )

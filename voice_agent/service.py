@@ -290,12 +290,18 @@ def initial_flags(settings: Settings) -> Flags:
     )
 
 
+def local_model_path(settings: Settings) -> Path:
+    """VOICE_AGENT_LLM_MODEL, or the bundled GGUF when it is empty."""
+    return Path(settings.llm_model) if settings.llm_model else bundled_model_path()
+
+
 def model_supervisor_config(settings: Settings) -> SupervisorConfig:
     """How the local model's process is started and watched."""
-    path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
     return SupervisorConfig(
         model_server_command(
-            path, n_threads=settings.llm_threads, n_ctx=settings.llm_context_tokens
+            local_model_path(settings),
+            n_threads=settings.llm_threads,
+            n_ctx=settings.llm_context_tokens,
         ),
         start_timeout_s=settings.llm_start_timeout_s,
         hang_timeout_s=settings.llm_hang_timeout_s,
@@ -314,7 +320,7 @@ def build_llm(settings: Settings) -> LLMClient:
             api_key=settings.openai_api_key,
             timeout_s=settings.llm_timeout_s,
         )
-    path = Path(settings.llm_model) if settings.llm_model else bundled_model_path()
+    path = local_model_path(settings)
     local = LocalModel.start(
         path, model_supervisor_config(settings), timeout_s=settings.llm_timeout_s
     )
