@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 
 from quick_responses.intents import normalize
 from voice_agent.cache_warming import WarmAnswer, scopes_for
@@ -131,8 +132,10 @@ class CacheTier:
     ) -> AsyncGenerator[str, None]:
         if request.cache_miss is not None:
             reply.detail["cache"] = {"miss": request.cache_miss}
-        async for piece in pieces:
-            yield piece
+        # Closed with this generator, so that a barge-in reaches the model at once.
+        async with aclosing(pieces):
+            async for piece in pieces:
+                yield piece
         # Reached only when the whole answer was taken: not on barge-in or hang-up.
         reason = why_not_stored(request, reply)
         if reason is not None:

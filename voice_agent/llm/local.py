@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from pathlib import Path
 
 from voice_agent.errors import ConfigError, LLMUnavailable
@@ -110,5 +111,8 @@ class LocalModel:
         if supervisor.state != "ready":
             why = f" ({supervisor.last_exit})" if supervisor.last_exit else ""
             raise LLMUnavailable(f"the local model is {supervisor.state}{why}")
-        async for text in self._client.stream(messages, max_tokens):
-            yield text
+        # Closed here, not left to the garbage collector: closing it ends the HTTP stream, and
+        # that is what stops the model when the caller barges in.
+        async with aclosing(self._client.stream(messages, max_tokens)) as tokens:
+            async for text in tokens:
+                yield text

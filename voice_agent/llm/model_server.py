@@ -44,6 +44,7 @@ class Activity:
     busy: bool = False
     last_progress: float = 0.0
     last_stopped: float = 0.0
+    last_released: float = 0.0
     generations: int = 0
 
     def as_dict(self) -> dict[str, object]:
@@ -53,6 +54,7 @@ class Activity:
             "busy": self.busy,
             "stalled_s": round(now - self.last_progress, 3) if self.busy else None,
             "last_stopped_monotonic": self.last_stopped,
+            "last_released_monotonic": self.last_released,
             "generations": self.generations,
         }
 
@@ -174,7 +176,8 @@ def build_app(model: Any, activity: Activity, executor: Executor | None = None) 
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-        finally:
+        finally:  # the client left, or the answer is complete
+            activity.last_released = time.monotonic()
             stop.set()  # the model stops at its next token
 
     async def completions(request: Request) -> Response:
