@@ -100,6 +100,7 @@ def create_app(
             "breaker": svc.breaker.state,
             "llm_process": svc.llm_status(),
             "encoder_precision": svc.encoder.precision,
+            "encoder_runtime": svc.encoder.runtime,
             "knowledge": {
                 "documents": svc.knowledge.document_count,
                 "chunks": svc.knowledge.chunk_count,

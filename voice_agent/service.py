@@ -427,6 +427,8 @@ def build_service(
         cache_size=settings.embedding_cache_size,
         precision=settings.encoder_precision,
         threads=settings.encoder_threads,
+        runtime=settings.encoder_runtime,
+        cache_dir=Path(settings.encoder_cache_dir) if settings.encoder_cache_dir else None,
     )
     knowledge = KnowledgeBase(encoder, top_k=settings.retrieval_top_k)
     documents = load_documents(settings.kb_path)

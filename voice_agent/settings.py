@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     encoder_precision: Literal["auto", "float32", "bfloat16"] = _env(
         "VOICE_AGENT_ENCODER_PRECISION", default="auto"
     )
+    encoder_runtime: Literal["auto", "onnx", "torch"] = _env(
+        "VOICE_AGENT_ENCODER_RUNTIME", default="auto"
+    )
+    # Where the encoder's ONNX export is kept; empty: $XDG_CACHE_HOME/voice-agent/encoders.
+    encoder_cache_dir: str = _env("VOICE_AGENT_ENCODER_CACHE_DIR", default="")
     embedding_cache_size: int = _env("VOICE_AGENT_EMBEDDING_CACHE_SIZE", default=10_000, ge=0)
     encoder_threads: int = _env("VOICE_AGENT_ENCODER_THREADS", default=1, ge=1, le=64)
     history_turns: int = _env("VOICE_AGENT_HISTORY_TURNS", default=4, ge=0, le=50)

@@ -1,8 +1,9 @@
 """The shared sentence encoder (the bundled all-MiniLM-L6-v2), with calls batched together.
 
-Encoding is CPU work, so it runs on one worker thread. At start-up the encoder times itself
-in float32 and in bfloat16 and keeps bfloat16 only where it is clearly faster and agrees with
-float32 (CPUs with native bf16 run it about twice as fast, others far slower).
+Encoding is CPU work, so it runs on one worker thread. At start-up the encoder times the ways
+it may run the model (PyTorch float32; bfloat16, about twice as fast on CPUs with native bf16
+and far slower on others; ONNX Runtime on the same float32 weights, `onnx_encoder.py`) and
+keeps the fastest whose vectors agree with PyTorch float32's.
 
 Requests that arrive while a batch is being encoded wait and go together in the next batch:
 one caller alone pays no extra wait,
@@ -32,21 +33,40 @@ import numpy as np
 import numpy.typing as npt
 
 from voice_agent.errors import ConfigError
+from voice_agent.rag.onnx_encoder import Forward, OnnxUnsupported, default_cache_dir, onnx_forward
 
 Vectors = npt.NDArray[np.float32]
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-# bfloat16 must beat float32 by this factor, and agree with it this closely, to be chosen.
+RUNTIMES = ("auto", "onnx", "torch")
 BACKGROUND_PIECE = 8  # texts per background encode: what a call may have to wait behind
-BF16_MIN_SPEEDUP = 1.2
-BF16_MIN_COSINE = 0.999
+# A way of running the model is chosen only if its vectors agree with PyTorch float32's this
+# closely, and only if it is faster by this factor: bfloat16's vectors differ a little, so it
+# must be clearly faster; ONNX Runtime's are the same to 1e-6.
+MIN_COSINE = {"torch float32": 0.0, "torch bfloat16": 0.999, "onnx float32": 0.99999}
+MIN_SPEEDUP = {"torch float32": 1.0, "torch bfloat16": 1.2, "onnx float32": 1.0}
 _PROBES = (
     "What time do you open on Saturday?",
     "Can you deliver my prescription to my house?",
     "My card hasn't arrived yet and I need to know the fee to send money to Europe.",
 )
+
+
+def _fastest_times(candidates: dict[str, Forward]) -> dict[str, float]:
+    """Each candidate's best time over the probes, taken in turns so that a CPU changing speed
+    (turbo, other load) affects all alike; the first call of each pays its one-off set-up."""
+    for run in candidates.values():
+        run(_PROBES[:1])
+    times = dict.fromkeys(candidates, float("inf"))
+    for _ in range(6):
+        for name, run in candidates.items():
+            started = time.perf_counter()
+            for probe in _PROBES:
+                run([probe])
+            times[name] = min(times[name], time.perf_counter() - started)
+    return times
 
 
 def bundled_encoder_path() -> Path:
@@ -89,9 +109,13 @@ class Encoder:
         cache_size: int = 10_000,
         precision: str = "auto",
         threads: int = 1,
+        runtime: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"encoder precision must be one of {', '.join(PRECISIONS)}")
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"encoder runtime must be one of {', '.join(RUNTIMES)}")
         self._model = model
         self._max_batch = max_batch
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
@@ -118,11 +142,11 @@ class Encoder:
         if dimension is None:
             dimension = model.get_sentence_embedding_dimension
         self.dimension = int(dimension())
-        self.precision = "float32"
-        if precision != "float32":
-            self._choose_precision(forced=precision == "bfloat16")
+        self._threads = threads
+        self._choose(precision, runtime, cache_dir or default_cache_dir())
 
-    def _forward(self, model: Any, texts: Sequence[str]) -> Vectors:
+    @staticmethod
+    def _forward(model: Any, texts: Sequence[str]) -> Vectors:
         import torch
 
         # sentence-transformers 6 calls it preprocess; older releases, tokenize.
@@ -133,36 +157,52 @@ class Encoder:
             vectors = torch.nn.functional.normalize(vectors, dim=-1)
         return np.asarray(vectors.numpy(), dtype=np.float32)
 
-    def _choose_precision(self, forced: bool) -> None:
+    def _choose(self, precision: str, runtime: str, cache_dir: Path) -> None:
+        """Time the ways of running the model that the settings allow and keep the fastest
+        that gives the same vectors: PyTorch float32, bfloat16, ONNX Runtime (float32, where
+        the model can be exported). One allowed way is used as it is, agreeing or not."""
         import torch
 
-        def once(model: Any) -> float:
-            started = time.perf_counter()
-            for probe in _PROBES:
-                self._forward(model, [probe])
-            return time.perf_counter() - started
-
-        bf16_model = copy.deepcopy(self._model).to(torch.bfloat16)
-        models = (self._model, bf16_model)
-        for model in models:
-            self._forward(model, _PROBES[:1])  # first call pays one-off set-up
-        # Alternate the two so that a CPU changing speed (turbo, other load) affects both alike.
-        fp32_s = bf16_s = float("inf")
-        for _ in range(6):
-            fp32_s = min(fp32_s, once(self._model))
-            bf16_s = min(bf16_s, once(bf16_model))
-        fp32_vectors = self._forward(self._model, _PROBES)
-        bf16_vectors = self._forward(bf16_model, _PROBES)
-        agreement = float(np.min(np.sum(fp32_vectors * bf16_vectors, axis=1)))
-        faster = fp32_s / bf16_s >= BF16_MIN_SPEEDUP
-        if forced or (faster and agreement >= BF16_MIN_COSINE):
-            self._model, self.precision = bf16_model, "bfloat16"
+        if runtime == "onnx" and precision == "bfloat16":
+            raise ConfigError("VOICE_AGENT_ENCODER_RUNTIME=onnx runs float32, not bfloat16")
+        fp32 = self._model
+        candidates: dict[str, Forward] = {}
+        if precision != "bfloat16" and runtime != "onnx":
+            candidates["torch float32"] = lambda t: self._forward(fp32, t)
+        if precision != "float32" and runtime != "onnx":
+            bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
+            candidates["torch bfloat16"] = lambda t: self._forward(bf16, t)
+        if precision != "bfloat16" and runtime != "torch":
+            try:
+                forward, _ = onnx_forward(fp32, cache_dir, self._threads)
+            except OnnxUnsupported as exc:
+                if runtime == "onnx":
+                    raise ConfigError(f"VOICE_AGENT_ENCODER_RUNTIME=onnx: {exc}") from exc
+                log.info("encoder: ONNX Runtime not used: %s", exc)
+            else:
+                candidates["onnx float32"] = forward
+        reference = self._forward(fp32, _PROBES)
+        agreement = {
+            name: float(np.min(np.sum(reference * run(_PROBES), axis=1)))
+            for name, run in candidates.items()
+        }
+        times = _fastest_times(candidates)
+        fair = [n for n in candidates if agreement[n] >= MIN_COSINE[n]]
+        chosen = (
+            next(iter(candidates))
+            if len(candidates) == 1
+            else min(fair, key=lambda n: times[n] * MIN_SPEEDUP[n])
+        )
+        self._run_model = candidates[chosen]
+        self.runtime, self.precision = chosen.split()
         log.info(
-            "encoder: float32 %.2f ms, bfloat16 %.2f ms per sentence, agreement %.5f: using %s",
-            fp32_s / len(_PROBES) * 1000,
-            bf16_s / len(_PROBES) * 1000,
-            agreement,
-            self.precision,
+            "encoder: %s; using %s",
+            ", ".join(
+                f"{n} {times[n] / len(_PROBES) * 1000:.2f} ms per sentence "
+                f"(agreement {agreement[n]:.5f})"
+                for n in candidates
+            ),
+            chosen,
         )
 
     def cached(self, text: str) -> Vectors | None:
@@ -196,7 +236,7 @@ class Encoder:
             fresh_texts = [texts[row] for row in missing]
             fresh = np.concatenate(
                 [
-                    self._forward(self._model, fresh_texts[start : start + 32])
+                    self._run_model(fresh_texts[start : start + 32])
                     for start in range(0, len(fresh_texts), 32)
                 ]
             )

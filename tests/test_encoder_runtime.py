@@ -1,0 +1,74 @@
+"""The encoder's ways of running the bundled model: ONNX Runtime gives PyTorch's vectors, is
+exported once per model file, and a model or setting it cannot serve leaves PyTorch in charge
+or fails start-up with the setting's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voice_agent.errors import ConfigError
+from voice_agent.rag.encoder import Encoder
+from voice_agent.rag.onnx_encoder import OnnxUnsupported, onnx_forward
+
+pytestmark = pytest.mark.model
+
+SENTENCES = [
+    "What time do you open on Saturday?",
+    "Hi",
+    "My card has not arrived yet and I would like to know what the fee is to send money abroad.",
+    "word " * 400,  # longer than the model's 256 tokens: cut the same way by both
+]
+
+
+@pytest.fixture(scope="module")
+def model(encoder: Encoder) -> Any:
+    return encoder._model
+
+
+def test_onnx_runtime_gives_the_same_vectors_as_pytorch(model: Any, tmp_path: Path) -> None:
+    forward, path = onnx_forward(model, tmp_path, threads=1)
+    torch_vectors = Encoder._forward(model, SENTENCES)
+    onnx_vectors = forward(SENTENCES)  # one padded batch
+    assert path.parent == tmp_path and path.suffix == ".onnx"
+    assert onnx_vectors.dtype == np.float32 and onnx_vectors.shape == torch_vectors.shape
+    assert np.abs(onnx_vectors - torch_vectors).max() < 1e-5
+    assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-6)
+
+
+def test_the_export_is_made_once_and_reused(model: Any, tmp_path: Path) -> None:
+    _, first = onnx_forward(model, tmp_path, threads=1)
+    made = first.stat().st_mtime_ns
+    _, second = onnx_forward(model, tmp_path, threads=1)
+    assert second == first and second.stat().st_mtime_ns == made
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no partial file left
+
+
+def test_the_encoder_reports_the_runtime_it_chose(model: Any, tmp_path: Path) -> None:
+    forced = Encoder(model, runtime="onnx", cache_dir=tmp_path)
+    assert (forced.runtime, forced.precision) == ("onnx", "float32")
+    plain = Encoder(model, runtime="torch", precision="float32")
+    assert (plain.runtime, plain.precision) == ("torch", "float32")
+    chosen = Encoder(model, cache_dir=tmp_path)
+    assert chosen.runtime in ("onnx", "torch")
+    assert np.abs(forced.encode_sync(SENTENCES) - plain.encode_sync(SENTENCES)).max() < 1e-5
+
+
+class Unsupported:
+    """A pipeline that is not Transformer, Pooling, Normalize."""
+
+    def __iter__(self) -> Any:
+        return iter([object()])
+
+
+def test_a_model_onnx_cannot_run_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(OnnxUnsupported, match="only Transformer, Pooling"):
+        onnx_forward(Unsupported(), tmp_path, threads=1)
+
+
+def test_onnx_forced_with_bfloat16_fails_with_the_setting_named(model: Any) -> None:
+    with pytest.raises(ConfigError, match="VOICE_AGENT_ENCODER_RUNTIME=onnx"):
+        Encoder(model, runtime="onnx", precision="bfloat16")
