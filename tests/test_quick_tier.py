@@ -91,6 +91,25 @@ def test_plain_small_talk_is_answered(
     assert decision.answer and decision.intent == intent, decision
 
 
+# Requests near a goodbye in meaning or words; the head of 2026-11-21 hung up on the first two.
+NOT_GOODBYES = ["I'd like a coffee now", "go faster", "I have to go to the pharmacy tomorrow"]
+
+
+@pytest.mark.parametrize("text", NOT_GOODBYES)
+def test_a_request_near_a_goodbye_never_ends_the_call(
+    quick: QuickResponder, encoder: Encoder, text: str
+) -> None:
+    decision = decide(quick, encoder, text)
+    assert not (decision.answer and quick.pack.intents[decision.intent].ends_call), decision
+
+
+def test_templates_that_end_the_call_answer_only_when_the_head_is_sure(
+    quick: QuickResponder,
+) -> None:
+    ending = [spec for spec in quick.pack.intents.values() if spec.ends_call]
+    assert ending and all(spec.threshold >= 0.9 for spec in ending)
+
+
 def test_the_recognized_intent_is_reported_even_when_a_guard_stops_the_template(
     quick: QuickResponder, encoder: Encoder
 ) -> None:
