@@ -1,12 +1,13 @@
 """The response cache on a real stream of questions: CLINC150 `test` (../shared/data/clinc150),
-shuffled once as a live service would meet it. A miss stores an answer labelled with the
-question's intent; a hit is right when the stored question has the same intent. Printed for a
-range of similarity thresholds, for the nearest stored question alone (as GPTCache does) and for
-the default policy (the nearest, or an agreeing neighbourhood), then lookup latency with 100,000
-stored questions, embedding included.
+one stream for the domains the policy was tuned on and one for the domains held out from all
+tuning (`bench/clinc_split.py`), each shuffled once as a live service would meet it. A miss
+stores an answer labelled with the question's intent; a hit is right when the stored question
+has the same intent. Printed for a range of similarity thresholds, for the nearest stored
+question alone (as GPTCache does) and for the default policy (the nearest, or an agreeing
+neighbourhood), then lookup latency with 100,000 stored questions, embedding included.
 
     .venv/bin/python bench/cache_quality.py           # report on `test` at the defaults
-    .venv/bin/python bench/cache_quality.py --tune    # choose the policy on the `val` stream
+    .venv/bin/python bench/cache_quality.py --tune    # choose the policy on the tuning `val`
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from voice_agent.cache_policy import CachePolicy
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
 from voice_agent.response_cache import CacheHit, CacheScope, ResponseCache
 
-CLINC = Path(__file__).resolve().parents[2] / "shared" / "data" / "clinc150" / "data_full.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import clinc_split
+
 SCOPE = CacheScope("bench", "answer", "kb1")
 NEAREST_ONLY = float("inf")  # agree_mass no neighbourhood can reach
 MAX_WRONG_WHEN_TUNING = 0.005
@@ -90,26 +93,7 @@ def tune(rows: list[tuple[str, str]], vectors: np.ndarray) -> None:
     print(f"\nchosen (most hits with wrong <= {MAX_WRONG_WHEN_TUNING:.1%}): {best}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clinc", type=Path, default=CLINC)
-    parser.add_argument("--tune", action="store_true", help="choose the policy on `val`")
-    args = parser.parse_args()
-    data = json.loads(args.clinc.read_text())
-    split = "val" if args.tune else "test"
-    rows = [(t, i) for t, i in data[split]]
-    random.Random(150).shuffle(rows)
-    single_threaded_blas()  # as the service does
-    encoder = Encoder(load_sentence_model(), cache_size=0)
-    vectors = encoder.encode_sync([t for t, _ in rows])
-    print(
-        f"# cache_quality: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"CLINC150 {split} stream of {len(rows)} questions ({len({i for _, i in rows})} "
-        f"intents), encoder {encoder.precision}"
-    )
-    if args.tune:
-        tune(rows, vectors)
-        return
+def report(rows: list[tuple[str, str]], vectors: np.ndarray) -> None:
     default = CachePolicy()
     print(
         "\n| policy | threshold | topic guard | hits / queries seen before | wrong hits / hits |"
@@ -124,7 +108,38 @@ def main() -> None:
         print(row(label, policy, stream(rows, vectors, policy)))
     no_topics = replace(default, check_topics=False)
     print(row("default without the topic-word guard", no_topics, stream(rows, vectors, no_topics)))
-    asyncio.run(lookup_latency(encoder, data, rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clinc", type=Path, default=clinc_split.CLINC)
+    parser.add_argument("--tune", action="store_true", help="choose the policy on `val`")
+    parser.add_argument("--no-latency", action="store_true", help="skip the 100,000-entry run")
+    args = parser.parse_args()
+    single_threaded_blas()  # as the service does
+    encoder = Encoder(load_sentence_model(), cache_size=0)
+    sides: tuple[clinc_split.Side, ...] = ("tuned",) if args.tune else ("tuned", "held_out")
+    split = "val" if args.tune else "test"
+    print(
+        f"# cache_quality: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"CLINC150 {split}, encoder {encoder.runtime} {encoder.precision}; held out from "
+        f"tuning: {', '.join(clinc_split.HELD_OUT_DOMAINS)} and half of small_talk and meta"
+    )
+    for side in sides:
+        rows = clinc_split.rows(side, split, clinc=args.clinc)
+        random.Random(150).shuffle(rows)
+        vectors = encoder.encode_sync([t for t, _ in rows])
+        name = "tuned-on domains" if side == "tuned" else "held-out domains"
+        print(
+            f"\n## {name}: a stream of {len(rows)} questions, {len({i for _, i in rows})} intents"
+        )
+        if args.tune:
+            tune(rows, vectors)
+        else:
+            report(rows, vectors)
+    if not args.tune and not args.no_latency:
+        data = json.loads((args.clinc / "data_full.json").read_text())
+        asyncio.run(lookup_latency(encoder, data, rows))
 
 
 async def lookup_latency(
