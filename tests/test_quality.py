@@ -17,6 +17,11 @@ pytestmark = pytest.mark.model
 
 QUESTION = "What time do you open on Saturday?"
 PASSAGE = "Maple Street Pharmacy opens at 9 AM on Saturdays and closes at 6 PM."
+PAYMENT = (
+    "Maple Street Pharmacy accepts cash, debit cards, and credit cards including Visa, "
+    "Mastercard, American Express and Discover. Maple Street Pharmacy does not accept personal "
+    "checks."
+)
 
 
 def scored(
@@ -68,6 +73,9 @@ def test_an_hour_with_the_wrong_half_of_the_day_is_not_supported(encoder: Encode
             "Maple Street Pharmacy is closed on Thanksgiving Day and Christmas Day.",
         ),
         ("What time do you close on Saturday?", "We open on Saturdays at 9 AM.", PASSAGE),
+        # One negation turning the verb over is not also a second negation of its object.
+        ("Can I pay with a credit card?", "We do not accept credit cards.", PAYMENT),
+        ("Do you take personal checks?", "Yes, we accept personal checks.", PAYMENT),
     ],
 )
 def test_an_answer_that_says_the_opposite_or_the_other_side_loses_its_consistency(
@@ -95,6 +103,8 @@ def test_an_answer_that_says_the_opposite_or_the_other_side_loses_its_consistenc
         ("Are you open on Christmas?", "No, we are closed on Christmas Day.",
          "Maple Street Pharmacy is closed on Thanksgiving Day and Christmas Day."),
         ("How late are you open on Saturday?", "We close at 6 PM on Saturdays.", PASSAGE),
+        ("Do you take personal checks?", "No, we do not accept personal checks.", PAYMENT),
+        ("Can I pay with a credit card?", "Yes, we accept credit cards.", PAYMENT),
     ],
 )  # fmt: skip
 def test_a_right_answer_keeps_its_consistency(

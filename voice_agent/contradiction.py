@@ -69,15 +69,23 @@ class _Sentence:
         stems = tuple(_STEMMER.stemWords(topical))
         # A negation reaches the words after it up to the next clause word: "we do not sell
         # pet medications", but not "no minimum order for a delivery".
-        reach, scope = [], False
-        for token in tokens:
+        scopes: list[int | None] = []
+        scope: int | None = None
+        for index, token in enumerate(tokens):
             if negated(token):
-                scope = True
+                scope = index
             elif token in _CLAUSE_WORDS:
-                scope = False
-            reach.append(scope)
+                scope = None
+            scopes.append(scope)
+        # A negation that turns an antonym over ("do not accept" says "refuse") is spent on
+        # it: the topic words after it ("credit cards") are what is refused, not negated too.
+        spent = {n for n, t in zip(scopes, tokens, strict=True) if n is not None and t in _SIDES}
+        reach = tuple(
+            n is not None and (t in _SIDES or n not in spent)
+            for n, t in zip(scopes, tokens, strict=True)
+        )
         kept = tuple(s if t else "" for s, t in zip(stems, topical, strict=True))
-        return cls(text, tokens, kept, tuple(reach))
+        return cls(text, tokens, kept, reach)
 
     @property
     def topic(self) -> set[str]:
