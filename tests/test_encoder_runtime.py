@@ -69,6 +69,19 @@ def test_a_model_onnx_cannot_run_is_refused_with_the_reason(tmp_path: Path) -> N
         onnx_forward(Unsupported(), tmp_path, threads=1)
 
 
+def test_a_folder_the_export_cannot_be_written_to_leaves_the_encoder_on_pytorch(
+    model: Any, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(OnnxUnsupported, match="cannot write the export"):
+        onnx_forward(model, blocked / "encoders", threads=1)
+    fallback = Encoder(model, precision="float32", cache_dir=blocked / "encoders")
+    assert fallback.runtime == "torch"
+    with pytest.raises(ConfigError, match="VOICE_AGENT_ENCODER_RUNTIME=onnx"):
+        Encoder(model, runtime="onnx", cache_dir=blocked / "encoders")
+
+
 def test_onnx_forced_with_bfloat16_fails_with_the_setting_named(model: Any) -> None:
     with pytest.raises(ConfigError, match="VOICE_AGENT_ENCODER_RUNTIME=onnx"):
         Encoder(model, runtime="onnx", precision="bfloat16")

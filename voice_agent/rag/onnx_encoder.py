@@ -12,6 +12,7 @@ stays with PyTorch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -108,13 +109,16 @@ def _exported(transformer: Any, cache_dir: Path) -> Path:
     path = cache_dir / f"{source.name}-{digest.hexdigest()[:16]}.onnx"
     if path.is_file():
         return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
         _export(transformer, partial)
         os.replace(partial, path)  # atomic: pods starting together never read half a file
+    except OSError as exc:  # a read-only image, a full disk: the encoder stays on PyTorch
+        raise OnnxUnsupported(f"cannot write the export to {cache_dir}: {exc}") from exc
     finally:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # never made, or its folder cannot be reached
+            partial.unlink()
     log.info("encoder: exported %s to %s", source.name, path)
     return path
 
@@ -143,14 +147,19 @@ def _export(transformer: Any, path: Path) -> None:
         raise OnnxUnsupported(f"onnx is not installed ({exc})") from exc
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the tracer's notes on shapes, not ours to act on
-        torch.onnx.export(
-            # A copy: tracing leaves marks on the module that change what PyTorch computes.
-            Hidden(copy.deepcopy(transformer.auto_model).eval()),
-            tuple(encoded[n] for n in names),
-            str(path),
-            input_names=names,
-            output_names=["hidden"],
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                # A copy: tracing leaves marks on the module that change what PyTorch computes.
+                Hidden(copy.deepcopy(transformer.auto_model).eval()),
+                tuple(encoded[n] for n in names),
+                str(path),
+                input_names=names,
+                output_names=["hidden"],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        except OSError:
+            raise  # the folder, not the model: said as such by the caller
+        except Exception as exc:  # an architecture the tracer cannot follow
+            raise OnnxUnsupported(f"torch.onnx could not export the model: {exc}") from exc
