@@ -52,8 +52,10 @@ def test_the_encoder_reports_the_runtime_it_chose(model: Any, tmp_path: Path) ->
     assert (forced.runtime, forced.precision) == ("onnx", "float32")
     plain = Encoder(model, runtime="torch", precision="float32")
     assert (plain.runtime, plain.precision) == ("torch", "float32")
-    chosen = Encoder(model, cache_dir=tmp_path)
-    assert chosen.runtime in ("onnx", "torch")
+    chosen = Encoder(model, cache_dir=tmp_path)  # by agreement, not by timing
+    assert (chosen.runtime, chosen.precision) == ("onnx", "float32")
+    asked = Encoder(model, precision="bfloat16")
+    assert (asked.runtime, asked.precision) == ("torch", "bfloat16")
     assert np.abs(forced.encode_sync(SENTENCES) - plain.encode_sync(SENTENCES)).max() < 1e-5
 
 

@@ -1,9 +1,9 @@
 """The shared sentence encoder (the bundled all-MiniLM-L6-v2), with calls batched together.
 
-Encoding is CPU work, so it runs on one worker thread. At start-up the encoder times the ways
-it may run the model (PyTorch float32; bfloat16, about twice as fast on CPUs with native bf16
-and far slower on others; ONNX Runtime on the same float32 weights, `onnx_encoder.py`) and
-keeps the fastest whose vectors agree with PyTorch float32's.
+Encoding is CPU work, so it runs on one worker thread. The model runs on ONNX Runtime on its
+float32 weights (`onnx_encoder.py`) where it exports and gives PyTorch float32's vectors, on
+PyTorch float32 otherwise; bfloat16 (about twice as fast on CPUs with native bf16, far slower
+on others, vectors a little apart) only when the settings ask for it.
 
 Requests that arrive while a batch is being encoded wait and go together in the next batch:
 one caller alone pays no extra wait,
@@ -22,7 +22,6 @@ import copy
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,31 +41,13 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "float32", "bfloat16")
 RUNTIMES = ("auto", "onnx", "torch")
 BACKGROUND_PIECE = 8  # texts per background encode: what a call may have to wait behind
-# A way of running the model is chosen only if its vectors agree with PyTorch float32's this
-# closely, and only if it is faster by this factor: bfloat16's vectors differ a little, so it
-# must be clearly faster; ONNX Runtime's are the same to 1e-6.
-MIN_COSINE = {"torch float32": 0.0, "torch bfloat16": 0.999, "onnx float32": 0.99999}
-MIN_SPEEDUP = {"torch float32": 1.0, "torch bfloat16": 1.2, "onnx float32": 1.0}
+# ONNX Runtime's vectors must agree with PyTorch float32's this closely (they agree to 1e-6).
+ONNX_MIN_COSINE = 0.99999
 _PROBES = (
     "What time do you open on Saturday?",
     "Can you deliver my prescription to my house?",
     "My card hasn't arrived yet and I need to know the fee to send money to Europe.",
 )
-
-
-def _fastest_times(candidates: dict[str, Forward]) -> dict[str, float]:
-    """Each candidate's best time over the probes, taken in turns so that a CPU changing speed
-    (turbo, other load) affects all alike; the first call of each pays its one-off set-up."""
-    for run in candidates.values():
-        run(_PROBES[:1])
-    times = dict.fromkeys(candidates, float("inf"))
-    for _ in range(6):
-        for name, run in candidates.items():
-            started = time.perf_counter()
-            for probe in _PROBES:
-                run([probe])
-            times[name] = min(times[name], time.perf_counter() - started)
-    return times
 
 
 def bundled_encoder_path() -> Path:
@@ -158,52 +139,47 @@ class Encoder:
         return np.asarray(vectors.numpy(), dtype=np.float32)
 
     def _choose(self, precision: str, runtime: str, cache_dir: Path) -> None:
-        """Time the ways of running the model that the settings allow and keep the fastest
-        that gives the same vectors: PyTorch float32, bfloat16, ONNX Runtime (float32, where
-        the model can be exported). One allowed way is used as it is, agreeing or not."""
+        """ONNX Runtime on the float32 weights where the model exports and its vectors agree
+        with PyTorch float32's, PyTorch float32 otherwise, bfloat16 only when asked for. Never
+        by timing: which vectors every tuned threshold meets must not depend on how fast the
+        machine happened to be at start-up."""
         import torch
 
         if runtime == "onnx" and precision == "bfloat16":
             raise ConfigError("VOICE_AGENT_ENCODER_RUNTIME=onnx runs float32, not bfloat16")
         fp32 = self._model
-        candidates: dict[str, Forward] = {}
-        if precision != "bfloat16" and runtime != "onnx":
-            candidates["torch float32"] = lambda t: self._forward(fp32, t)
-        if precision != "float32" and runtime != "onnx":
+        if precision == "bfloat16":
             bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
-            candidates["torch bfloat16"] = lambda t: self._forward(bf16, t)
-        if precision != "bfloat16" and runtime != "torch":
-            try:
-                forward, _ = onnx_forward(fp32, cache_dir, self._threads)
-            except OnnxUnsupported as exc:
-                if runtime == "onnx":
-                    raise ConfigError(f"VOICE_AGENT_ENCODER_RUNTIME=onnx: {exc}") from exc
-                log.info("encoder: ONNX Runtime not used: %s", exc)
-            else:
-                candidates["onnx float32"] = forward
+            self._use("torch bfloat16", lambda t: self._forward(bf16, t))
+            self._log("asked for")
+            return
+        self._use("torch float32", lambda t: self._forward(fp32, t))
+        if runtime == "torch":
+            self._log("asked for")
+            return
+        try:
+            forward, _ = onnx_forward(fp32, cache_dir, self._threads)
+        except OnnxUnsupported as exc:
+            if runtime == "onnx":
+                raise ConfigError(f"VOICE_AGENT_ENCODER_RUNTIME=onnx: {exc}") from exc
+            self._log(f"ONNX Runtime not used: {exc}")
+            return
         reference = self._forward(fp32, _PROBES)
-        agreement = {
-            name: float(np.min(np.sum(reference * run(_PROBES), axis=1)))
-            for name, run in candidates.items()
-        }
-        times = _fastest_times(candidates)
-        fair = [n for n in candidates if agreement[n] >= MIN_COSINE[n]]
-        chosen = (
-            next(iter(candidates))
-            if len(candidates) == 1
-            else min(fair, key=lambda n: times[n] * MIN_SPEEDUP[n])
-        )
-        self._run_model = candidates[chosen]
-        self.runtime, self.precision = chosen.split()
-        log.info(
-            "encoder: %s; using %s",
-            ", ".join(
-                f"{n} {times[n] / len(_PROBES) * 1000:.2f} ms per sentence "
-                f"(agreement {agreement[n]:.5f})"
-                for n in candidates
-            ),
-            chosen,
-        )
+        agreement = float(np.min(np.sum(reference * forward(_PROBES), axis=1)))
+        if agreement < ONNX_MIN_COSINE:
+            if runtime != "onnx":
+                self._log(f"ONNX Runtime's vectors agree only to {agreement:.6f}")
+                return
+            log.warning("encoder: ONNX Runtime asked for; its vectors agree to %.6f", agreement)
+        self._use("onnx float32", forward)
+        self._log(f"agreement with PyTorch float32 {agreement:.6f}")
+
+    def _use(self, way: str, run: Forward) -> None:
+        self._run_model = run
+        self.runtime, self.precision = way.split()
+
+    def _log(self, why: str) -> None:
+        log.info("encoder: %s %s (%s)", self.runtime, self.precision, why)
 
     def cached(self, text: str) -> Vectors | None:
         with self._cache_lock:

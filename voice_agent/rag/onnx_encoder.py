@@ -1,9 +1,10 @@
 """The sentence encoder's transformer run by ONNX Runtime instead of PyTorch.
 
 The same float32 weights, exported once per model file to an ONNX graph cached on disk, give
-the same vectors (within 1e-6) with far less work per call: for one short sentence on one
-thread, 3.7-4.2 ms against 10-14 ms in PyTorch (measured 2026-12-01). ONNX Runtime picks its
-CPU kernels when it runs, so one exported file serves every machine.
+the same vectors (within 1e-6) with far less work per call: one caller sentence on one
+thread in 7.5 ms against 14.3 ms in PyTorch at p50 (`bench/encoder_speed.py`, 2026-12-02, 2
+cores). ONNX Runtime picks its CPU kernels when it runs, so one exported file serves every
+machine.
 
 Only the usual sentence-transformers pipeline is supported, a transformer, then mean or CLS
 pooling, then optionally normalisation; anything else raises `OnnxUnsupported` and the encoder
