@@ -51,6 +51,9 @@ def test_a_close_question_is_a_semantic_hit_and_a_far_one_a_miss() -> None:
         ("my card arrived", "my card hasn't arrived"),
         ("fee to send money to Europe", "fee to send money to Canada"),
         ("price for 2 refills", "price for 3 refills"),
+        ("what's your name", "what's my name"),
+        ("how do you say your name", "how do you address my name"),
+        ("what do i call you", "what do you call me"),
     ],
 )
 def test_near_misses_that_change_the_answer_are_refused(stored: str, asked: str) -> None:
@@ -58,7 +61,20 @@ def test_near_misses_that_change_the_answer_are_refused(stored: str, asked: str)
     c.store(stored, vec(1, 0), "answer", SCOPE)
     result = c.lookup(asked, vec(1, 0.01), SCOPE)
     assert isinstance(result, CacheMiss) and result.reason != "served"
-    assert result.reason in ("negation differs", "numbers differ") or "topic" in result.reason
+    refusals = ("negation differs", "numbers differ", "owner differs", "roles swapped")
+    assert result.reason in refusals or "topic" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("what's your name", "can you tell me your name"),
+        ("what's my balance", "can you tell me my balance"),
+        ("when do you open", "what are the opening hours"),
+    ],
+)
+def test_asking_through_you_or_me_is_not_a_change_of_owner(stored: str, asked: str) -> None:
+    assert cache_guards.person(asked, stored) is None
 
 
 def test_a_longer_way_to_ask_the_same_thing_is_not_a_near_miss() -> None:

@@ -29,6 +29,14 @@ FILLER_WORDS = frozenset(
 )
 
 
+# Whose thing the question is about: "my order" and "your hours" want different answers.
+_FIRST_PERSON = frozenset("i me my mine myself we us our ours".split())
+_SECOND_PERSON = frozenset("you your yours yourself".split())
+# The forms that name an owner or an object; "I" and "you" as subjects mostly only ask
+# ("can you tell me ...", "I need ...").
+_OWNERS = frozenset("me my mine myself us our ours your yours yourself".split())
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("\u2019", "'"))  # typographic apostrophe
 
@@ -66,9 +74,33 @@ def swapped_topic(query: str, stored: str) -> str | None:
     return None
 
 
+def persons(text: str, only_owners: bool = False) -> list[int]:
+    """1 or 2 for each first- or second-person word, in order."""
+    return [
+        1 if w in _FIRST_PERSON else 2
+        for w in words(text)
+        if (w in _FIRST_PERSON or w in _SECOND_PERSON) and (not only_owners or w in _OWNERS)
+    ]
+
+
+def person(query: str, stored: str) -> str | None:
+    """Whose thing is asked about differs: one question's owner is the caller and the other's
+    the agent ("how do you say my name" / "how do you say your name"), or both speak of both
+    with the roles swapped ("what do you call me" / "what do I call you"). A question that
+    names no owner ("what's the name") passes against either."""
+    mine, theirs = set(persons(query, True)), set(persons(stored, True))
+    if mine and theirs and mine.isdisjoint(theirs):
+        return "owner differs"
+    order, other = persons(query), persons(stored)
+    if set(order) == set(other) == {1, 2} and order[0] != other[0]:
+        return "roles swapped"
+    return None
+
+
 def near_miss(query: str, stored: str, check_topics: bool) -> str | None:
     return (
         negation(query, stored)
         or number(query, stored)
+        or person(query, stored)
         or (swapped_topic(query, stored) if check_topics else None)
     )
