@@ -288,7 +288,15 @@ async def test_explain_shows_the_caches_verdict_and_the_neighbours_it_judged(
         async with httpx.AsyncClient(base_url=url) as http:
             hit = await http.post("/v1/explain", json={"text": "can you deliver my prescriptions"})
             miss = await http.post("/v1/explain", json={"text": "where do I park"})
+            negated = await http.post(
+                "/v1/explain", json={"text": "you don't deliver prescriptions?"}
+            )
     hit_cache, miss_cache = hit.json()["cache"], miss.json()["cache"]
+    refused = negated.json()["cache"]
+    assert not refused["hit"] and refused["reason"] == "negation differs"
+    assert refused["neighbours"][0]["refused_by"] == "negation differs"
+    assert hit_cache["neighbours"][0]["refused_by"] is None
+    assert hit_cache["neighbourhood"]["threshold"] == service.settings.cache_threshold
     assert hit.json()["served_by"] == "cache" and hit_cache["kind"] == "semantic"
     assert hit_cache["stored_for"] == "Do you deliver prescriptions?"
     assert hit_cache["neighbours"][0]["question"] == "Do you deliver prescriptions?"

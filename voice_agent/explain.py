@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import state_machine as sm
+from voice_agent import cache_guards
 from voice_agent.quick_tier import QuickTier, explain_decision
 from voice_agent.response_cache import CacheHit, CacheScope
 from voice_agent.service import Service
@@ -92,6 +93,8 @@ def explain_cache(
     cache = service.cache.cache
     scope = CacheScope(flow, state, service.knowledge.fingerprint, service.settings.language)
     result = cache.lookup(text, vector, scope)
+    policy = cache.policy
+    nearest = cache.nearest(vector, scope, policy.neighbours)
     out: dict[str, Any] = {
         "hit": isinstance(result, CacheHit),
         "neighbours": [
@@ -100,10 +103,23 @@ def explain_cache(
                 "answer": e.answer,
                 "similarity": round(s, 4),
                 "group": e.group,
+                # Which near-miss guard would refuse serving this one (None: none would).
+                "refused_by": cache_guards.near_miss(text, e.question, policy.check_topics),
             }
-            for s, e in cache.nearest(vector, scope, cache.policy.neighbours)
+            for s, e in nearest
         ],
     }
+    if nearest:
+        group = nearest[0][1].group
+        agreeing = sum(s for s, e in nearest if e.group == group and s >= policy.agree_floor)
+        rival = max((s for s, e in nearest if e.group != group), default=0.0)
+        out["neighbourhood"] = {
+            "agreeing_mass": round(agreeing, 4),
+            "needed_mass": policy.agree_mass,
+            "gap_to_rival": round(nearest[0][0] - rival, 4),
+            "needed_gap": policy.agree_gap,
+            "threshold": policy.threshold,
+        }
     if isinstance(result, CacheHit):
         out.update(kind=result.kind, answer=result.entry.answer, stored_for=result.entry.question)
     else:
