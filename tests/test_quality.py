@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from voice_agent.quality import QualityScore, quantities, score_answer, speech
+from voice_agent.quality import CONTRADICTED_CAP, QualityScore, quantities, score_answer, speech
 from voice_agent.rag.encoder import Encoder
 from voice_agent.service import Service
 
@@ -17,6 +17,10 @@ pytestmark = pytest.mark.model
 
 QUESTION = "What time do you open on Saturday?"
 PASSAGE = "Maple Street Pharmacy opens at 9 AM on Saturdays and closes at 6 PM."
+FAQ_SUNDAY = (
+    "Q: Are you open on Sunday? A: Yes. Maple Street Pharmacy is open on Sundays from 10 AM to "
+    "4 PM."
+)
 PAYMENT = (
     "Maple Street Pharmacy accepts cash, debit cards, and credit cards including Visa, "
     "Mastercard, American Express and Discover. Maple Street Pharmacy does not accept personal "
@@ -76,8 +80,23 @@ def test_an_hour_with_the_wrong_half_of_the_day_is_not_supported(encoder: Encode
         # One negation turning the verb over is not also a second negation of its object.
         ("Can I pay with a credit card?", "We do not accept credit cards.", PAYMENT),
         ("Do you take personal checks?", "Yes, we accept personal checks.", PAYMENT),
+        # Issue 13's case: the negation of the verb reaches "with a credit card".
+        (
+            "Can I pay with a credit card?",
+            "No, you cannot pay with a credit card. You need to use your local bank's ATM.",
+            PAYMENT,
+        ),
+        # One clause of two denied: the other clause must not hide it.
+        ("What time do you open on Saturday?", "Maple Street Pharmacy does not open at 9 AM "
+         "on Saturdays and closes at 6 PM.", PASSAGE),
+        # The same claim with another number.
+        ("What time do you open on Saturday?", "Maple Street Pharmacy opens at 10 AM on "
+         "Saturdays.", PASSAGE),
+        # A no where the knowledge base's own answer to the question is yes.
+        ("Are you open on Sunday?", "No, we stay shut all day.", FAQ_SUNDAY),
+        ("Are you open on Sunday?", "No. Maple Street Pharmacy is open on Sundays.", FAQ_SUNDAY),
     ],
-)
+)  # fmt: skip
 def test_an_answer_that_says_the_opposite_or_the_other_side_loses_its_consistency(
     encoder: Encoder, question: str, answer: str, passage: str
 ) -> None:
@@ -105,12 +124,24 @@ def test_an_answer_that_says_the_opposite_or_the_other_side_loses_its_consistenc
         ("How late are you open on Saturday?", "We close at 6 PM on Saturdays.", PASSAGE),
         ("Do you take personal checks?", "No, we do not accept personal checks.", PAYMENT),
         ("Can I pay with a credit card?", "Yes, we accept credit cards.", PAYMENT),
+        ("Are you open on Sunday?", "Yes, from 10 AM to 4 PM.", FAQ_SUNDAY),
+        ("What time do you open on Saturday?", "We open at 9 AM on Saturdays.", PASSAGE),
+        # A list is not a set of clauses: "debit cards" is an item, not a claim.
+        ("Can I pay with a debit card?", "Yes, we accept cash and debit cards.", PAYMENT),
     ],
 )  # fmt: skip
 def test_a_right_answer_keeps_its_consistency(
     encoder: Encoder, question: str, answer: str, passage: str
 ) -> None:
     assert scored(encoder, answer, passage, question=question).parts["consistency"] == 1.0
+
+
+def test_a_contradicted_answer_scores_below_the_cache_gate(encoder: Encoder) -> None:
+    right = scored(encoder, "Yes, we accept credit cards.", PAYMENT, question="Can I pay by card?")
+    denied = scored(
+        encoder, "We do not accept credit cards.", PAYMENT, question="Can I pay by card?"
+    )
+    assert right.score >= 60 and denied.score <= CONTRADICTED_CAP < 60
 
 
 def test_answers_unfit_for_speech_lose_points() -> None:

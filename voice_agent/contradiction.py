@@ -4,9 +4,10 @@ close to "Yes, we deliver prescriptions free" as a right answer does, and "We op
 close to "What time do you close?" as "We close at 6" does. Pure functions over text; each
 returns why it objects, or None.
 
-- **opposite**: an answer sentence and the passage sentence that shares most of its topic
-  words (two at least) differ in negation ("not", "no", "n't"...) or use the two sides of an
-  antonym pair (open / closed).
+- **opposite**: an answer sentence or clause and the passage sentence or clause that shares
+  most of its topic words (two at least) differ in negation ("not", "no", "n't"...), use the
+  two sides of an antonym pair (open / closed), make the same claim with other numbers, or
+  stand under the opposite yes or no.
 - **other side**: a question asking when ("what time do you close?") about one side of an
   antonym pair gets an answer that speaks only of the other ("we open at 9").
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import Stemmer
 
-from voice_agent.cache_guards import FILLER_WORDS, negated, words
+from voice_agent.cache_guards import FILLER_WORDS, negated, numbers, topic_words, words
 
 # Word families whose two sides answer different questions, or state opposite facts.
 _SIDES: dict[str, tuple[str, int]] = {}
@@ -39,11 +40,20 @@ for pair, (one, other) in enumerate(
 _CLAUSE_WORDS = frozenset(
     "for that which who but because with than if when while and or so to at on in by".split()
 )
+# A negation of a noun ("no minimum order for a delivery") ends at the next preposition; one
+# of a verb ("you cannot pay with a credit card") reaches its complements, up to a new clause.
+_NOUN_NEGATIONS = frozenset("no none nothing nobody nowhere neither nor without".split())
+_CLAUSE_BOUNDARIES = frozenset("that which who but because than if when while and or so".split())
 _CLAUSE_MARKS = re.compile(r"[,;:()\u2014]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# Where a sentence's clauses part: "opens at 9 AM on Saturdays and closes at 6 PM" holds two
+# claims, and a negation of one is hidden by the other when only whole sentences are compared.
+_QA_LABEL = re.compile(r"^[QA]:\s*")  # "A: Yes." in a knowledge base's FAQ
+_CLAUSE = re.compile(r"[,;:]\s+|\s+(?:and|but)\s+")
 _ASKS_WHEN = re.compile(r"(what time|when)\b", re.IGNORECASE)
 # "How late / until when are you open?" is rightly answered with the closing time.
 _EITHER_WAY = re.compile(r"\b(late|early|until|till)\b", re.IGNORECASE)
+MIN_CLAUSE_WORDS = 3
 MIN_SHARED = 2  # topic words an answer sentence must share with a passage sentence
 _STEMMER = Stemmer.Stemmer("english")
 MIN_PREFIX = 4  # stems this long match when one begins the other ("deliv" / "deliveri")
@@ -52,6 +62,7 @@ MIN_PREFIX = 4  # stems this long match when one begins the other ("deliv" / "de
 @dataclass(frozen=True, slots=True)
 class _Sentence:
     text: str
+    numbers: frozenset[str]
     tokens: tuple[str, ...]
     stems: tuple[str, ...]  # one per token; "" for words that carry no topic
     negated: tuple[bool, ...]  # one per token: inside a negation's reach
@@ -68,13 +79,14 @@ class _Sentence:
         ]
         stems = tuple(_STEMMER.stemWords(topical))
         # A negation reaches the words after it up to the next clause word: "we do not sell
-        # pet medications", but not "no minimum order for a delivery".
+        # pet medications", but not "no minimum order for a delivery" (see _NOUN_NEGATIONS).
         scopes: list[int | None] = []
         scope: int | None = None
+        verbal = False
         for index, token in enumerate(tokens):
             if negated(token):
-                scope = index
-            elif token in _CLAUSE_WORDS:
+                scope, verbal = index, token not in _NOUN_NEGATIONS
+            elif token in _CLAUSE_WORDS and (not verbal or token in _CLAUSE_BOUNDARIES):
                 scope = None
             scopes.append(scope)
         # A negation that turns an antonym over ("do not accept" says "refuse") is spent on
@@ -85,7 +97,7 @@ class _Sentence:
             for n, t in zip(scopes, tokens, strict=True)
         )
         kept = tuple(s if t else "" for s, t in zip(stems, topical, strict=True))
-        return cls(text, tokens, kept, reach)
+        return cls(text, numbers(text), tokens, kept, reach)
 
     @property
     def topic(self) -> set[str]:
@@ -129,6 +141,19 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
+def units(text: str) -> list[str]:
+    """Each sentence, and each of its clauses when it has more than one (after it)."""
+    out: list[str] = []
+    for sentence in sentences(text):
+        out.append(sentence)
+        clauses = [c for c in _CLAUSE.split(sentence) if c.strip()]
+        # A part of fewer than three words is an item of a list ("cash, debit cards, and
+        # credit cards"; "Thanksgiving Day and Christmas Day"), not a claim of its own.
+        if len(clauses) > 1 and all(len(c.split()) >= MIN_CLAUSE_WORDS for c in clauses):
+            out.extend(clauses)
+    return out
+
+
 def _clash(said: _Sentence, source: _Sentence) -> str | None:
     """A negation of the shared topic words on one side only, or opposite sides of an antonym
     pair (a negated side turned over: "not open" says what "closed" says); the two at once
@@ -137,27 +162,67 @@ def _clash(said: _Sentence, source: _Sentence) -> str | None:
     negation = said.negates(mine) != source.negates(theirs)
     own, other = said.sides, source.sides
     antonym = any((_other(side), pair) in other and (side, pair) not in other for side, pair in own)
-    if negation == antonym:
-        return None
-    return "negation" if negation else "antonym"
+    if negation != antonym:
+        return "negation" if negation else "antonym"
+    # The same claim with other numbers: every topic word of the answer's clause is in the
+    # passage's, and neither's numbers contain the other's ("opens at 10" / "opens at 9").
+    if (
+        not negation
+        and mine == said.topic
+        and said.numbers
+        and source.numbers
+        and not (said.numbers <= source.numbers or source.numbers <= said.numbers)
+    ):
+        return "numbers"
+    return None
+
+
+def verdicts(text: str) -> list[tuple[str | None, str]]:
+    """Each unit of a text with the yes or no it stands under: "No. We are closed on Easter"
+    puts "We are closed on Easter" under "no", and so does "No, we are closed on Easter"."""
+    out: list[tuple[str | None, str]] = []
+    pending: str | None = None
+    for sentence in sentences(text):
+        said = words(_QA_LABEL.sub("", sentence))
+        if said in (["yes"], ["no"]):
+            pending = said[0]
+            continue
+        verdict = said[0] if said and said[0] in ("yes", "no") and "," in sentence else pending
+        pending = None
+        out.extend((verdict, unit) for unit in units(sentence))
+    return out
 
 
 def opposite(answer: str, passages: Iterable[str]) -> str | None:
     """Why an answer sentence says the opposite of the passage sentences closest to it (all
-    of those that share the most topic words with it, two at least, must disagree)."""
-    source = [_Sentence.of(s) for p in passages for s in sentences(p)]
-    for said in map(_Sentence.of, sentences(answer)):
+    of those that share the most topic words with it, two at least, must disagree): a clash
+    of the words, or a yes where the passage says no ("No. Delivery is free within 5 miles"
+    against "Yes. Delivery is free within 5 miles")."""
+    source = [(v, _Sentence.of(u)) for p in passages for v, u in verdicts(p)]
+    # A clause and the sentence it is part of can share as many words with an answer; the
+    # clause, the narrower claim, is the one to compare ("opens at 9", not "opens at 9 and
+    # closes at 6").
+    parts_of = {
+        id(s): {id(c) for _, c in source if c.text in s.text and c is not s} for _, s in source
+    }
+    for verdict, unit in verdicts(answer):
+        said = _Sentence.of(unit)
         topic = said.topic
         if len(topic) < MIN_SHARED:
             continue
-        overlaps = [(len(_matching(topic, s.topic)[0]), s) for s in source]
-        best = max((n for n, _ in overlaps), default=0)
+        overlaps = [(len(_matching(topic, s.topic)[0]), v, s) for v, s in source]
+        best = max((n for n, _, _ in overlaps), default=0)
         if best < MIN_SHARED:
             continue
-        closest = [s for n, s in overlaps if n == best]
-        clashes = [_clash(said, s) for s in closest]
+        closest = [(v, s) for n, v, s in overlaps if n == best]
+        narrow = {id(s) for _, s in closest}
+        closest = [(v, s) for v, s in closest if not parts_of[id(s)] & narrow]
+        clashes = [
+            _clash(said, s) or ("yes or no" if verdict and v and v != verdict else None)
+            for v, s in closest
+        ]
         if all(clashes):
-            return f"{clashes[0]}: {said.text!r} against {closest[0].text!r}"
+            return f"{clashes[0]}: {said.text!r} against {closest[0][1].text!r}"
     return None
 
 
@@ -174,8 +239,36 @@ def other_side(question: str, answer: str) -> str | None:
     return None
 
 
+_FAQ = re.compile(r"Q:\s*(?P<q>[^?]+\?)\s*A:\s*(?P<a>.+?)(?=\s*Q:|$)", re.DOTALL)
+
+
+def _keywords(question: str) -> set[str]:
+    """A question's topic stems, the sides of antonym pairs included ("open", "sunday")."""
+    return set(_STEMMER.stemWords(sorted(topic_words(question))))
+
+
+def faq_verdict(question: str, answer: str, passages: Iterable[str]) -> str | None:
+    """A yes or no against the knowledge base's own answer to the same question: "No, we
+    stay shut on Sundays" when the FAQ pair whose question shares the most topic words with
+    the caller's (two at least) answers "Yes."; whatever words the answer uses."""
+    said = next((v for v, _ in verdicts(answer) if v), None)
+    if said is None:
+        return None
+    asked = _keywords(question)
+    pairs = [(m["q"], m["a"]) for p in passages for m in _FAQ.finditer(p)]
+    scored = [(len(_matching(asked, _keywords(q))[0]), a) for q, a in pairs]
+    best = max((n for n, _ in scored), default=0)
+    if best < MIN_SHARED:
+        return None
+    theirs = {next((v for v, _ in verdicts(a) if v), None) for n, a in scored if n == best}
+    if theirs == {"yes" if said == "no" else "no"}:
+        return f"yes or no: {said!r} where the knowledge base answers the same question otherwise"
+    return None
+
+
 def objections(question: str, answer: str, passages: Sequence[str] | None) -> list[str]:
     found = [other_side(question, answer)]
     if passages:
         found.append(opposite(answer, passages))
+        found.append(faq_verdict(question, answer, passages))
     return [f for f in found if f is not None]

@@ -11,7 +11,9 @@
 - **consistency**: 0 when the answer says the opposite of the passage sentence closest to it
   (a negation or an antonym such as open / closed) or answers the other side of the question
   ("open" for "close"), else 1 (contradiction.py). Embeddings cannot see either: the wrong
-  answer is as close to the question and the passages as the right one.
+  answer is as close to the question and the passages as the right one. A contradicted
+  answer's score is also capped at CONTRADICTED_CAP, below the cache's gate: a weighted part
+  alone would leave "we do not accept credit cards" at 80.
 - **intent**, for a template answer (quick responses): how sure the match of the caller's words
   to the template's intent was (1 for an exact example or a rule, else the similarity to the
   nearest example). A template is right when its intent is; question-answer similarity alone
@@ -45,6 +47,9 @@ WEIGHTS_WITH_CONTEXT = {"relevance": 0.4, "grounding": 0.25, "consistency": 0.2,
 WEIGHTS_WITHOUT_CONTEXT = {"relevance": 0.6, "consistency": 0.2, "speech": 0.2}
 WEIGHTS_TEMPLATE = {"intent": 0.5, "relevance": 0.25, "speech": 0.25}
 CAPS = {"fallback": 20.0, "timeout": 10.0}  # the most a non-answer can score
+# The most an answer its own passages contradict can score: below the cache's quality gate
+# (VOICE_AGENT_CACHE_MIN_QUALITY, 60) however relevant it sounds, so it is never stored.
+CONTRADICTED_CAP = 40.0
 MAX_SPOKEN_WORDS = 60
 
 # Units a quantity is told by; plural and singular are one unit.
@@ -153,6 +158,8 @@ def score_answer(
     else:
         weights = WEIGHTS_WITHOUT_CONTEXT
     total = 100.0 * sum(weights[name] * parts[name] for name in weights)
+    if found and "consistency" in weights:
+        total = min(total, CONTRADICTED_CAP)
     if outcome in CAPS:
         total = min(total, CAPS[outcome])
         notes.append(f"{outcome}: capped at {CAPS[outcome]:.0f}")
