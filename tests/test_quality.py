@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from voice_agent.contradiction import opposite
 from voice_agent.quality import CONTRADICTED_CAP, QualityScore, quantities, score_answer, speech
 from voice_agent.rag.encoder import Encoder
 from voice_agent.service import Service
@@ -176,3 +177,12 @@ async def test_the_score_endpoint_returns_the_score_and_its_parts(
     }
     assert "grounding" not in plain.json()["parts"] and plain.json()["score"] > 75
     assert bad.status_code == 422
+
+
+def test_a_sentence_found_in_two_passages_is_still_compared() -> None:
+    # Two passages holding the same sentence (and its clauses) once emptied the closest
+    # claims and crashed the turn that scored the answer.
+    passage = "Maple Street Pharmacy opens at 9 AM on Saturdays and closes at 6 PM on Saturdays."
+    said = "Maple Street Pharmacy does not open at 9 AM on Saturdays."
+    assert opposite(said, [passage, passage]) is not None
+    assert opposite("Maple Street Pharmacy opens at 9 AM on Saturdays.", [passage, passage]) is None

@@ -141,17 +141,14 @@ def sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text.strip()) if s]
 
 
-def units(text: str) -> list[str]:
-    """Each sentence, and each of its clauses when it has more than one (after it)."""
-    out: list[str] = []
-    for sentence in sentences(text):
-        out.append(sentence)
-        clauses = [c for c in _CLAUSE.split(sentence) if c.strip()]
-        # A part of fewer than three words is an item of a list ("cash, debit cards, and
-        # credit cards"; "Thanksgiving Day and Christmas Day"), not a claim of its own.
-        if len(clauses) > 1 and all(len(c.split()) >= MIN_CLAUSE_WORDS for c in clauses):
-            out.extend(clauses)
-    return out
+def clauses(sentence: str) -> list[str]:
+    """A sentence's clauses when it has more than one, else none."""
+    parts = [c for c in _CLAUSE.split(sentence) if c.strip()]
+    # A part of fewer than three words is an item of a list ("cash, debit cards, and credit
+    # cards"; "Thanksgiving Day and Christmas Day"), not a claim of its own.
+    if len(parts) > 1 and all(len(c.split()) >= MIN_CLAUSE_WORDS for c in parts):
+        return parts
+    return []
 
 
 def _clash(said: _Sentence, source: _Sentence) -> str | None:
@@ -177,10 +174,18 @@ def _clash(said: _Sentence, source: _Sentence) -> str | None:
     return None
 
 
-def verdicts(text: str) -> list[tuple[str | None, str]]:
-    """Each unit of a text with the yes or no it stands under: "No. We are closed on Easter"
-    puts "We are closed on Easter" under "no", and so does "No, we are closed on Easter"."""
-    out: list[tuple[str | None, str]] = []
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    verdict: str | None  # the yes or no it stands under
+    sentence: _Sentence
+    part_of: int | None  # for a clause, the number of its sentence's claim
+
+
+def claims(text: str) -> list[_Claim]:
+    """Each sentence of a text and each of its clauses, with the yes or no it stands under:
+    "No. We are closed on Easter" puts "We are closed on Easter" under "no", and so does "No,
+    we are closed on Easter"."""
+    out: list[_Claim] = []
     pending: str | None = None
     for sentence in sentences(text):
         said = words(_QA_LABEL.sub("", sentence))
@@ -189,7 +194,9 @@ def verdicts(text: str) -> list[tuple[str | None, str]]:
             continue
         verdict = said[0] if said and said[0] in ("yes", "no") and "," in sentence else pending
         pending = None
-        out.extend((verdict, unit) for unit in units(sentence))
+        whole = len(out)
+        out.append(_Claim(verdict, _Sentence.of(sentence), None))
+        out.extend(_Claim(verdict, _Sentence.of(c), whole) for c in clauses(sentence))
     return out
 
 
@@ -198,31 +205,33 @@ def opposite(answer: str, passages: Iterable[str]) -> str | None:
     of those that share the most topic words with it, two at least, must disagree): a clash
     of the words, or a yes where the passage says no ("No. Delivery is free within 5 miles"
     against "Yes. Delivery is free within 5 miles")."""
-    source = [(v, _Sentence.of(u)) for p in passages for v, u in verdicts(p)]
-    # A clause and the sentence it is part of can share as many words with an answer; the
-    # clause, the narrower claim, is the one to compare ("opens at 9", not "opens at 9 and
-    # closes at 6").
-    parts_of = {
-        id(s): {id(c) for _, c in source if c.text in s.text and c is not s} for _, s in source
-    }
-    for verdict, unit in verdicts(answer):
-        said = _Sentence.of(unit)
+    source: list[tuple[int, _Claim]] = []
+    for passage in passages:
+        offset = len(source)
+        for claim in claims(passage):
+            part_of = None if claim.part_of is None else claim.part_of + offset
+            source.append((len(source), _Claim(claim.verdict, claim.sentence, part_of)))
+    for mine in claims(answer):
+        said = mine.sentence
         topic = said.topic
         if len(topic) < MIN_SHARED:
             continue
-        overlaps = [(len(_matching(topic, s.topic)[0]), v, s) for v, s in source]
+        overlaps = [(len(_matching(topic, c.sentence.topic)[0]), key, c) for key, c in source]
         best = max((n for n, _, _ in overlaps), default=0)
         if best < MIN_SHARED:
             continue
-        closest = [(v, s) for n, v, s in overlaps if n == best]
-        narrow = {id(s) for _, s in closest}
-        closest = [(v, s) for v, s in closest if not parts_of[id(s)] & narrow]
+        closest = [(key, c) for n, key, c in overlaps if n == best]
+        # A clause and its sentence can share as many words with the answer; the clause, the
+        # narrower claim, is the one to compare ("opens at 9", not "opens at 9 and closes at 6").
+        wider = {c.part_of for _, c in closest if c.part_of is not None}
+        closest = [(key, c) for key, c in closest if key not in wider]
         clashes = [
-            _clash(said, s) or ("yes or no" if verdict and v and v != verdict else None)
-            for v, s in closest
+            _clash(said, c.sentence)
+            or ("yes or no" if mine.verdict and c.verdict and c.verdict != mine.verdict else None)
+            for _, c in closest
         ]
         if all(clashes):
-            return f"{clashes[0]}: {said.text!r} against {closest[0][1].text!r}"
+            return f"{clashes[0]}: {said.text!r} against {closest[0][1].sentence.text!r}"
     return None
 
 
@@ -247,11 +256,15 @@ def _keywords(question: str) -> set[str]:
     return set(_STEMMER.stemWords(sorted(topic_words(question))))
 
 
+def _verdict(text: str) -> str | None:
+    return next((c.verdict for c in claims(text) if c.verdict), None)
+
+
 def faq_verdict(question: str, answer: str, passages: Iterable[str]) -> str | None:
     """A yes or no against the knowledge base's own answer to the same question: "No, we
     stay shut on Sundays" when the FAQ pair whose question shares the most topic words with
     the caller's (two at least) answers "Yes."; whatever words the answer uses."""
-    said = next((v for v, _ in verdicts(answer) if v), None)
+    said = _verdict(answer)
     if said is None:
         return None
     asked = _keywords(question)
@@ -260,7 +273,7 @@ def faq_verdict(question: str, answer: str, passages: Iterable[str]) -> str | No
     best = max((n for n, _ in scored), default=0)
     if best < MIN_SHARED:
         return None
-    theirs = {next((v for v, _ in verdicts(a) if v), None) for n, a in scored if n == best}
+    theirs = {_verdict(a) for n, a in scored if n == best}
     if theirs == {"yes" if said == "no" else "no"}:
         return f"yes or no: {said!r} where the knowledge base answers the same question otherwise"
     return None
