@@ -44,6 +44,29 @@ class Verdict:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """What the nearest stored questions say together (`explain` shows it too)."""
+
+    agreeing: tuple[int, ...]  # neighbours at the floor or above that carry the nearest's answer
+    mass: float  # their summed similarity
+    gap: float  # the nearest's similarity less that of the nearest with another answer
+
+
+def neighbourhood(neighbours: Sequence[Neighbour], policy: CachePolicy) -> Neighbourhood:
+    """`neighbours` most similar first, at least one."""
+    nearest = neighbours[0]
+    agreeing = tuple(
+        i
+        for i, n in enumerate(neighbours)
+        if n.group == nearest.group and n.similarity >= policy.agree_floor
+    )
+    rival = max((n.similarity for n in neighbours if n.group != nearest.group), default=0.0)
+    return Neighbourhood(
+        agreeing, sum(neighbours[i].similarity for i in agreeing), nearest.similarity - rival
+    )
+
+
 def decide(
     question: str,
     neighbours: Sequence[Neighbour],
@@ -53,18 +76,12 @@ def decide(
     """`neighbours` are the stored questions nearest to `question`, most similar first."""
     if not neighbours:
         return Verdict(None, "empty")
-    nearest = neighbours[0]
-    agreeing = [
-        i
-        for i, n in enumerate(neighbours)
-        if n.group == nearest.group and n.similarity >= policy.agree_floor
-    ]
-    mass = sum(neighbours[i].similarity for i in agreeing)
-    if nearest.similarity < policy.threshold:
-        rival = max((n.similarity for n in neighbours if n.group != nearest.group), default=0.0)
-        if mass < policy.agree_mass:
+    around = neighbourhood(neighbours, policy)
+    agreeing = list(around.agreeing)
+    if neighbours[0].similarity < policy.threshold:
+        if around.mass < policy.agree_mass:
             return Verdict(None, "too few close neighbours agree")
-        if nearest.similarity - rival < policy.agree_gap:
+        if around.gap < policy.agree_gap:
             return Verdict(None, "a neighbour with another answer is as close")
     elif not agreeing or agreeing[0] != 0:
         agreeing.insert(0, 0)  # at the threshold the nearest serves by itself, floor or not

@@ -7,6 +7,7 @@ from typing import Any
 
 import state_machine as sm
 from voice_agent import cache_guards
+from voice_agent.cache_policy import Neighbour, neighbourhood
 from voice_agent.quick_tier import QuickTier, explain_decision
 from voice_agent.response_cache import CacheHit, CacheScope
 from voice_agent.service import Service
@@ -110,13 +111,11 @@ def explain_cache(
         ],
     }
     if nearest:
-        group = nearest[0][1].group
-        agreeing = sum(s for s, e in nearest if e.group == group and s >= policy.agree_floor)
-        rival = max((s for s, e in nearest if e.group != group), default=0.0)
+        around = neighbourhood([Neighbour(s, e.question, e.group) for s, e in nearest], policy)
         out["neighbourhood"] = {
-            "agreeing_mass": round(agreeing, 4),
+            "agreeing_mass": round(around.mass, 4),
             "needed_mass": policy.agree_mass,
-            "gap_to_rival": round(nearest[0][0] - rival, 4),
+            "gap_to_rival": round(around.gap, 4),
             "needed_gap": policy.agree_gap,
             "threshold": policy.threshold,
         }
