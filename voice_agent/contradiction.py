@@ -178,13 +178,13 @@ def _clash(said: _Sentence, source: _Sentence) -> str | None:
 class _Claim:
     verdict: str | None  # the yes or no it stands under
     sentence: _Sentence
-    part_of: int | None  # for a clause, the number of its sentence's claim
+    part_of: int | None  # for a clause, the number of its sentence's claim (see `claims`)
 
 
-def claims(text: str) -> list[_Claim]:
+def claims(text: str, first: int = 0) -> list[_Claim]:
     """Each sentence of a text and each of its clauses, with the yes or no it stands under:
     "No. We are closed on Easter" puts "We are closed on Easter" under "no", and so does "No,
-    we are closed on Easter"."""
+    we are closed on Easter". Claims are numbered from `first` (for `part_of`)."""
     out: list[_Claim] = []
     pending: str | None = None
     for sentence in sentences(text):
@@ -194,7 +194,7 @@ def claims(text: str) -> list[_Claim]:
             continue
         verdict = said[0] if said and said[0] in ("yes", "no") and "," in sentence else pending
         pending = None
-        whole = len(out)
+        whole = first + len(out)
         out.append(_Claim(verdict, _Sentence.of(sentence), None))
         out.extend(_Claim(verdict, _Sentence.of(c), whole) for c in clauses(sentence))
     return out
@@ -205,33 +205,30 @@ def opposite(answer: str, passages: Iterable[str]) -> str | None:
     of those that share the most topic words with it, two at least, must disagree): a clash
     of the words, or a yes where the passage says no ("No. Delivery is free within 5 miles"
     against "Yes. Delivery is free within 5 miles")."""
-    source: list[tuple[int, _Claim]] = []
+    source: list[_Claim] = []
     for passage in passages:
-        offset = len(source)
-        for claim in claims(passage):
-            part_of = None if claim.part_of is None else claim.part_of + offset
-            source.append((len(source), _Claim(claim.verdict, claim.sentence, part_of)))
+        source.extend(claims(passage, first=len(source)))
     for mine in claims(answer):
         said = mine.sentence
         topic = said.topic
         if len(topic) < MIN_SHARED:
             continue
-        overlaps = [(len(_matching(topic, c.sentence.topic)[0]), key, c) for key, c in source]
-        best = max((n for n, _, _ in overlaps), default=0)
+        overlaps = [len(_matching(topic, c.sentence.topic)[0]) for c in source]
+        best = max(overlaps, default=0)
         if best < MIN_SHARED:
             continue
-        closest = [(key, c) for n, key, c in overlaps if n == best]
+        closest = [i for i, n in enumerate(overlaps) if n == best]
         # A clause and its sentence can share as many words with the answer; the clause, the
         # narrower claim, is the one to compare ("opens at 9", not "opens at 9 and closes at 6").
-        wider = {c.part_of for _, c in closest if c.part_of is not None}
-        closest = [(key, c) for key, c in closest if key not in wider]
+        wider = {source[i].part_of for i in closest}
+        closest = [i for i in closest if i not in wider]
         clashes = [
             _clash(said, c.sentence)
             or ("yes or no" if mine.verdict and c.verdict and c.verdict != mine.verdict else None)
-            for _, c in closest
+            for c in (source[i] for i in closest)
         ]
         if all(clashes):
-            return f"{clashes[0]}: {said.text!r} against {closest[0][1].sentence.text!r}"
+            return f"{clashes[0]}: {said.text!r} against {source[closest[0]].sentence.text!r}"
     return None
 
 
