@@ -9,7 +9,7 @@ asked, in their own words, questions about close topics of the same domain (CLIN
 intents are one purpose apart), and a question carrying the caller's own data (the name given in
 `call.start`'s metadata). The LLM is a stand-in with a fixed time to first token that answers
 each question from its intent's page, so a served answer's intent can be checked: a template
-is right only for the small talk it maps to (bench/quick_responses.py's MAPPING), a cache hit
+is right only for the small talk it maps to (`clinc_split.PACK_INTENTS`), a cache hit
 only when the answer stored is for the question's intent.
 
 Two services, one per mode, share the encoder and the stand-in; the calls alternate between
@@ -52,12 +52,10 @@ sys.path.append(str(Path(__file__).resolve().parent))
 import clinc_split
 from turn_latency import Server, timed_turn
 
-# CLINC small talk -> the pack intents that answer it (as bench/quick_responses.py maps it).
+# The small talk a call is made of, with the pack intents that answer it.
 SMALL_TALK = {
-    "greeting": {"greeting", "how_are_you"},
-    "thank_you": {"thanks"},
-    "repeat": {"repeat"},
-    "goodbye": {"goodbye"},
+    label: clinc_split.PACK_INTENTS[label]
+    for label in ("greeting", "thank_you", "repeat", "goodbye")
 }
 NAMES = ("Dana", "Priya", "Marcus", "Elena", "Tomas", "Aiko", "Femi", "Grace")
 
@@ -130,7 +128,6 @@ def knowledge_base(folder: Path, domain_rows: list[tuple[str, str]]) -> None:
 
 
 def calls_for(
-    domain: str,
     questions: list[tuple[str, str]],
     small_talk: dict[str, list[str]],
     count: int,
@@ -268,7 +265,7 @@ def main() -> None:
             rows = [(t, i) for t, i in train if domains_of.get(i) == domain]
             knowledge_base(Path(kb), rows)
             questions = [(t, i) for t, i in test if domains_of.get(i) == domain]
-            streams[domain] = calls_for(domain, questions, small_talk, args.calls, rng)
+            streams[domain] = calls_for(questions, small_talk, args.calls, rng)
         services = {
             mode: build_service(
                 load_settings(

@@ -24,6 +24,19 @@ TUNED_DOMAINS = ("credit_cards", "kitchen_and_dining", "home", "travel", "work")
 SPLIT_BY_EXAMPLE = ("small_talk", "meta")
 HELD_OUT_SHARE = 0.5  # of the examples split one by one
 
+# CLINC small-talk intent -> the pack intents whose templates answer it correctly.
+PACK_INTENTS: dict[str, set[str]] = {
+    "greeting": {"greeting", "how_are_you"},  # CLINC's greeting holds "how have you been"
+    "goodbye": {"goodbye"},
+    "thank_you": {"thanks"},
+    "yes": {"affirm"},
+    "no": {"deny"},
+    "repeat": {"repeat"},
+    "are_you_a_bot": {"are_you_a_bot"},
+    "what_is_your_name": {"what_is_your_name"},
+    "who_made_you": {"who_made_you"},
+}
+
 Side = Literal["tuned", "held_out"]
 Row = tuple[str, str]  # (text, CLINC intent or "oos")
 

@@ -41,18 +41,7 @@ from voice_agent.rag.encoder import Encoder, load_sentence_model
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import clinc_split
 
-# CLINC intent -> the pack intents that answer it correctly.
-MAPPING: dict[str, set[str]] = {
-    "greeting": {"greeting", "how_are_you"},
-    "goodbye": {"goodbye"},
-    "thank_you": {"thanks"},
-    "yes": {"affirm"},
-    "no": {"deny"},
-    "repeat": {"repeat"},
-    "are_you_a_bot": {"are_you_a_bot"},
-    "what_is_your_name": {"what_is_your_name"},
-    "who_made_you": {"who_made_you"},
-}
+MAPPING = clinc_split.PACK_INTENTS  # CLINC intent -> the pack intents answering it
 # Small talk the pack has no template for: counted neither as recall nor as a false fire.
 UNMAPPED_SMALL_TALK = {"maybe", "cancel"}
 
