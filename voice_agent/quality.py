@@ -12,8 +12,8 @@
   (a negation or an antonym such as open / closed) or answers the other side of the question
   ("open" for "close"), else 1 (contradiction.py). Embeddings cannot see either: the wrong
   answer is as close to the question and the passages as the right one. A contradicted
-  answer's score is also capped at CONTRADICTED_CAP, below the cache's gate: a weighted part
-  alone would leave "we do not accept credit cards" at 80.
+  answer's score is also capped at CONTRADICTED_CAP: a weighted part alone would leave "we do
+  not accept credit cards" at 80.
 - **intent**, for a template answer (quick responses): how sure the match of the caller's words
   to the template's intent was (1 for an exact example or a rule, else the similarity to the
   nearest example). A template is right when its intent is; question-answer similarity alone
@@ -47,8 +47,9 @@ WEIGHTS_WITH_CONTEXT = {"relevance": 0.4, "grounding": 0.25, "consistency": 0.2,
 WEIGHTS_WITHOUT_CONTEXT = {"relevance": 0.6, "consistency": 0.2, "speech": 0.2}
 WEIGHTS_TEMPLATE = {"intent": 0.5, "relevance": 0.25, "speech": 0.25}
 CAPS = {"fallback": 20.0, "timeout": 10.0}  # the most a non-answer can score
-# The most an answer its own passages contradict can score: below the cache's quality gate
-# (VOICE_AGENT_CACHE_MIN_QUALITY, 60) however relevant it sounds, so it is never stored.
+# The most an answer its own passages contradict can score, however relevant it sounds: below
+# the cache's quality gate (60) and the alerts' baseline, so the tracker and its reports see it
+# as wrong. (The cache tier refuses such answers by the same objections before scoring.)
 CONTRADICTED_CAP = 40.0
 MAX_SPOKEN_WORDS = 60
 
