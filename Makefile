@@ -25,7 +25,7 @@ endif
 LLAMA_KEY := $(shell printf '%s %s %s' '$(LLAMA_VERSION)' '$(ARCH)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 LLAMA_WHEELS ?= $(HOME)/.cache/voice-agent/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(ARCH)-$(LLAMA_KEY)
 
-.PHONY: run test install servers lint typecheck unit bench clean llama-wheel
+.PHONY: run test install servers lint typecheck unit bench tune clean llama-wheel
 
 run: install
 	$(VENV)/bin/voice-agent serve
@@ -51,6 +51,13 @@ servers:
 
 bench: install
 	$(PY) bench/turn_latency.py
+
+# Re-make what is tuned from CLINC150 (../shared/data/clinc150): the encoder's opt-in adapter
+# and its cache policy (chosen on domains each fold's adapter never saw), then the intent head
+# and template thresholds of the default encoder. Each writes what it used; about 10 minutes.
+tune: install
+	$(PY) bench/tune_encoder.py
+	$(PY) bench/quick_responses.py --tune
 
 install: $(STAMP)
 

@@ -8,6 +8,7 @@ neighbourhood), then lookup latency with 100,000 stored questions, embedding inc
 
     .venv/bin/python bench/cache_quality.py           # report on `test` at the defaults
     .venv/bin/python bench/cache_quality.py --tune    # choose the policy on the tuning `val`
+    .venv/bin/python bench/cache_quality.py --adapter # with the encoder's adapter (tune_encoder.py)
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np
 
 from voice_agent.cache_policy import CachePolicy
-from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
+from voice_agent.rag.encoder import (
+    Encoder,
+    bundled_adapter_path,
+    load_sentence_model,
+    single_threaded_blas,
+)
 from voice_agent.response_cache import CacheHit, CacheScope, ResponseCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,6 +48,7 @@ SCOPE = CacheScope("bench", "answer", "kb1")
 NEAREST_ONLY = float("inf")  # agree_mass no neighbourhood can reach
 MAX_WRONG_WHEN_TUNING = 0.005
 ENTRIES = 100_000
+POLICY_FIELDS = ("threshold", "agree_gap", "agree_floor", "agree_mass")
 LATENCY_QUERIES = 500  # half the target, for the distance between val and test
 
 
@@ -93,8 +100,7 @@ def tune(rows: list[tuple[str, str]], vectors: np.ndarray) -> None:
     print(f"\nchosen (most hits with wrong <= {MAX_WRONG_WHEN_TUNING:.1%}): {best}")
 
 
-def report(rows: list[tuple[str, str]], vectors: np.ndarray) -> None:
-    default = CachePolicy()
+def report(rows: list[tuple[str, str]], vectors: np.ndarray, default: CachePolicy) -> None:
     print(
         "\n| policy | threshold | topic guard | hits / queries seen before | wrong hits / hits |"
         "\n|---|---|---|---|---|"
@@ -102,7 +108,7 @@ def report(rows: list[tuple[str, str]], vectors: np.ndarray) -> None:
     for threshold in (0.70, 0.75, 0.80, 0.85, 0.90, 0.95):
         nearest = replace(default, threshold=threshold, agree_mass=NEAREST_ONLY)
         print(row("nearest only", nearest, stream(rows, vectors, nearest)))
-    for threshold in (0.85, 0.88, 0.90, 0.95):
+    for threshold in (0.85, 0.88, 0.90, 0.92, 0.95):
         policy = replace(default, threshold=threshold)
         label = "**default**" if policy == default else "nearest or agreeing neighbours"
         print(row(label, policy, stream(rows, vectors, policy)))
@@ -115,14 +121,26 @@ def main() -> None:
     parser.add_argument("--clinc", type=Path, default=clinc_split.CLINC)
     parser.add_argument("--tune", action="store_true", help="choose the policy on `val`")
     parser.add_argument("--no-latency", action="store_true", help="skip the 100,000-entry run")
+    parser.add_argument(
+        "--adapter",
+        action="store_true",
+        help="the encoder with bench/tune_encoder.py's adapter, at the policy chosen for it",
+    )
     args = parser.parse_args()
     single_threaded_blas()  # as the service does
-    encoder = Encoder(load_sentence_model(), cache_size=0)
+    default = CachePolicy()
+    if args.adapter:
+        encoder = Encoder(load_sentence_model(adapter=bundled_adapter_path()), cache_size=0)
+        chosen = json.loads(bundled_adapter_path().with_suffix(".json").read_text())
+        default = replace(default, **{k: chosen["cache_policy"][k] for k in POLICY_FIELDS})
+    else:
+        encoder = Encoder(load_sentence_model(), cache_size=0)
     sides: tuple[clinc_split.Side, ...] = ("tuned",) if args.tune else ("tuned", "held_out")
     split = "val" if args.tune else "test"
     print(
         f"# cache_quality: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"CLINC150 {split}, encoder {encoder.runtime} {encoder.precision}; held out from "
+        f"CLINC150 {split}, encoder {encoder.runtime} {encoder.precision}"
+        f"{' with the adapter' if args.adapter else ''}, {default}; held out from "
         f"tuning: {', '.join(clinc_split.HELD_OUT_DOMAINS)} and half of small_talk and meta"
     )
     for side in sides:
@@ -136,7 +154,7 @@ def main() -> None:
         if args.tune:
             tune(rows, vectors)
         else:
-            report(rows, vectors)
+            report(rows, vectors, default)
     if not args.tune and not args.no_latency:
         data = json.loads((args.clinc / "data_full.json").read_text())
         asyncio.run(lookup_latency(encoder, data, rows))

@@ -3,6 +3,7 @@ with the documents that answer it, scored at top 1 and within the top 3 (what re
 prompt). BM25 alone and dense alone are measured in the same run, against the fused ranking.
 
     .venv/bin/python bench/retrieval.py
+    .venv/bin/python bench/retrieval.py --adapter   # with the encoder's adapter (tune_encoder.py)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from voice_agent.rag.documents import load_documents
-from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.rag.encoder import Encoder, bundled_adapter_path, load_sentence_model
 from voice_agent.rag.fusion import reciprocal_rank_fusion
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.settings import DEMO_KB_PATH
@@ -56,13 +57,15 @@ QUESTIONS: list[tuple[str, set[str]]] = [
 
 
 def main() -> None:
-    encoder = Encoder(load_sentence_model(), cache_size=0)
+    adapter = bundled_adapter_path() if "--adapter" in sys.argv[1:] else None
+    encoder = Encoder(load_sentence_model(adapter=adapter), cache_size=0)
     kb = KnowledgeBase(encoder, top_k=5)
     index = kb.load(load_documents(DEMO_KB_PATH))
     print(
         f"# retrieval: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"{kb.document_count} documents, {len(index.chunks)} chunks, "
-        f"encoder {encoder.precision}, {len(QUESTIONS)} questions"
+        f"encoder {encoder.precision}{' with the adapter' if adapter else ''}, "
+        f"{len(QUESTIONS)} questions"
     )
     scores = {name: [0, 0] for name in ("bm25", "dense", "fused (RRF k=60)")}
     search_ms: list[float] = []

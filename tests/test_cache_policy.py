@@ -14,7 +14,8 @@ from voice_agent.settings import BUNDLED_FLOWS_PATH
 
 from .fakes import ManualClock
 
-POLICY = CachePolicy()
+# The logic on hand-made numbers, independent of the tuned defaults.
+POLICY = CachePolicy(threshold=0.88, agree_mass=1.25, agree_gap=0.2, agree_floor=0.4)
 SCOPE = CacheScope("qa", "answer", "kb1")
 
 

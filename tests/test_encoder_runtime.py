@@ -1,5 +1,5 @@
 """The encoder's ways of running the bundled model: ONNX Runtime gives PyTorch's vectors, is
-exported once per model file, and a model or setting it cannot serve leaves PyTorch in charge
+exported once per set of weights, and a model or setting it cannot serve leaves PyTorch in charge
 or fails start-up with the setting's name."""
 
 from __future__ import annotations

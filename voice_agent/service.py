@@ -37,7 +37,12 @@ from voice_agent.metrics_export import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.quality_tracker import QualityAlert, QualityTracker, score_texts
 from voice_agent.quick_tier import QuickTier
 from voice_agent.rag.documents import load_documents
-from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
+from voice_agent.rag.encoder import (
+    Encoder,
+    bundled_adapter_path,
+    load_sentence_model,
+    single_threaded_blas,
+)
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.responder import ResponderChain
 from voice_agent.response_cache import CacheScope, ResponseCache
@@ -345,6 +350,14 @@ def knowledge_config(settings: Settings) -> KnowledgeConfig:
     )
 
 
+def encoder_model(adapter: str) -> Any:
+    """The sentence model the settings ask for (`VOICE_AGENT_ENCODER_ADAPTER`)."""
+    if adapter == "none":
+        return load_sentence_model()
+    path = bundled_adapter_path() if adapter == "bundled" else Path(adapter).with_suffix("")
+    return load_sentence_model(adapter=path)
+
+
 def build_quick_tier(settings: Settings, encoder: Encoder) -> QuickTier | None:
     """The template pack, its example vectors and (when trained) its intent head."""
     if not settings.quick_responses_enabled:
@@ -423,7 +436,7 @@ def build_service(
     # First: a model that cannot be served stops start-up before the slower loading below.
     llm = llm or build_llm(settings)
     encoder = encoder or Encoder(
-        load_sentence_model(),
+        encoder_model(settings.encoder_adapter),
         cache_size=settings.embedding_cache_size,
         precision=settings.encoder_precision,
         threads=settings.encoder_threads,

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     encoder_runtime: Literal["auto", "onnx", "torch"] = _env(
         "VOICE_AGENT_ENCODER_RUNTIME", default="auto"
     )
+    # A low-rank update merged into the encoder (voice_agent/rag/adapter.py): "none" for the
+    # bundled model as it ships (what the defaults were tuned on), "bundled" for the adapter
+    # made by bench/tune_encoder.py, or the path of an adapter's .npz.
+    encoder_adapter: str = _env("VOICE_AGENT_ENCODER_ADAPTER", default="none")
     # Where the encoder's ONNX export is kept; empty: $XDG_CACHE_HOME/voice-agent/encoders.
     encoder_cache_dir: str = _env("VOICE_AGENT_ENCODER_CACHE_DIR", default="")
     embedding_cache_size: int = _env("VOICE_AGENT_EMBEDDING_CACHE_SIZE", default=10_000, ge=0)

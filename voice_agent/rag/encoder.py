@@ -65,8 +65,14 @@ def single_threaded_blas() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def load_sentence_model(path: Path | None = None) -> Any:
-    """Load the encoder from its files; never reaches for a model hub."""
+def bundled_adapter_path() -> Path:
+    """The low-rank update made by bench/tune_encoder.py (adapter.py), without suffix."""
+    return Path(__file__).resolve().parents[1] / "data" / "encoder" / "minilm-cache"
+
+
+def load_sentence_model(path: Path | None = None, adapter: Path | None = None) -> Any:
+    """Load the encoder from its files (the bundled all-MiniLM-L6-v2 unless `path`), with the
+    low-rank update at `adapter` merged in when given; never reaches for a model hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
@@ -77,7 +83,17 @@ def load_sentence_model(path: Path | None = None) -> Any:
     model_path = path or bundled_encoder_path()
     if not model_path.exists():
         raise ConfigError(f"encoder model not found at {model_path}")
-    return SentenceTransformer(str(model_path), device="cpu")
+    model = SentenceTransformer(str(model_path), device="cpu")
+    if adapter is not None:
+        from voice_agent.rag import adapter as low_rank
+
+        low_rank.merge(model, low_rank.load(adapter))
+    return model
+
+
+def load_bundled_model() -> Any:
+    """The bundled all-MiniLM-L6-v2 exactly as it ships: what an adapter is trained from."""
+    return load_sentence_model(bundled_encoder_path())
 
 
 class Encoder:
