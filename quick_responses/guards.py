@@ -88,3 +88,32 @@ def about_the_caller(text: str, intent_words: frozenset[str]) -> str | None:
     possessives that the intent's own examples never use make it a request."""
     extra = [w for w in words(text) if w in CALLER_WORDS and w not in intent_words]
     return f"about the caller ({extra[0]})" if extra else None
+
+
+SECOND_PERSON = frozenset(
+    {"you", "your", "yours", "yourself", "u", "ur", "ya", "you're", "youre", "you've", "you'll"}
+)
+FIRST_PERSON = frozenset({"i", "i'm", "im", "i'd", "i've", "i'll", "me", "my", "mine", "myself"})
+# Words by which a question reaches the agent or this call: "who made you", "who built this".
+ADDRESS_WORDS = SECOND_PERSON | {"this"}
+
+
+def addresses_the_agent(text: str) -> bool:
+    return not ADDRESS_WORDS.isdisjoint(words(text))
+
+
+def unaddressed(text: str) -> str | None:
+    """For an intent whose every example speaks to the agent ("who made you", "who built this
+    system"), a question that speaks to no one asks about something else: "who invented the
+    internet"."""
+    return None if addresses_the_agent(text) else "not about the agent"
+
+
+def caller_as_object(text: str) -> str | None:
+    """ "how do you refer to me" is about the caller, "what should I call you" about the agent:
+    the last person named is the caller (me, myself) and nothing of the agent's is named (your,
+    yours)."""
+    persons = [w for w in words(text) if w in FIRST_PERSON or w in SECOND_PERSON]
+    if persons and persons[-1] in ("me", "myself") and not {"your", "yours"} & set(persons):
+        return "about the caller (me)"
+    return None

@@ -75,6 +75,19 @@ class QuickResponder:
         self._exact = {normalize(example): intent for intent, example in self._rows}
         self._known = guards.vocabulary(e for _, e in self._rows)
         self._intent_words = {i.name: guards.vocabulary(i.examples) for i in pack.intents.values()}
+        # Guards an intent's own examples never trip, derived from them: a question whose every
+        # example speaks to the agent must speak to it; one none of whose examples ends on the
+        # caller ("tell me your name" names the agent's) must not.
+        self._must_address = {
+            i.name
+            for i in pack.intents.values()
+            if i.question and all(guards.addresses_the_agent(e) for e in i.examples)
+        }
+        self._not_about_caller = {
+            i.name
+            for i in pack.intents.values()
+            if i.question and not any(guards.caller_as_object(e) for e in i.examples)
+        }
         self.max_unknown = (
             pack.max_unknown_words if max_unknown_words is None else max_unknown_words
         )
@@ -177,6 +190,8 @@ class QuickResponder:
             or (
                 guards.about_the_caller(text, self._intent_words[intent]) if spec.question else None
             )
+            or (guards.unaddressed(text) if intent in self._must_address else None)
+            or (guards.caller_as_object(text) if intent in self._not_about_caller else None)
             or guards.question(text, self._intent_words[intent], spec.question)
             or guards.extra_content(text, self._known, self.max_unknown)
         )

@@ -47,6 +47,45 @@ def test_the_callers_possessive_turns_a_question_about_the_agent_into_a_request(
     assert guards.about_the_caller("let me know your name", name) is None
 
 
+def test_a_question_about_the_agent_that_ends_on_the_caller_is_about_the_caller() -> None:
+    assert guards.caller_as_object("how do you refer to me") == "about the caller (me)"
+    assert guards.caller_as_object("what do you call me") == "about the caller (me)"
+    for about_the_agent in (
+        "what should I call you",
+        "tell me your name",
+        "who am I speaking with",
+    ):
+        assert guards.caller_as_object(about_the_agent) is None
+
+
+def test_a_question_that_speaks_to_no_one_is_not_about_the_agent() -> None:
+    assert guards.unaddressed("who invented the internet") == "not about the agent"
+    assert guards.unaddressed("who built this system") is None
+    assert guards.unaddressed("who made you") is None
+
+
+def test_the_agent_guards_apply_where_the_intents_own_examples_never_trip_them() -> None:
+    pack = parse_pack(
+        {
+            "name": "t",
+            "intents": {
+                "who_made_you": {"examples": ["who made you", "who built this system"],
+                                 "responses": ["A team."], "question": True},
+                "repeat": {"examples": ["say that again", "pardon me"], "responses": ["Sure."],
+                           "repeat_last": True, "question": True},
+            },
+        },
+        "t.yaml",
+    )  # fmt: skip
+    quick = QuickResponder(pack, np.eye(4, 8, dtype=np.float32))
+    made, pardon = np.eye(4, 8, dtype=np.float32)[0], np.eye(4, 8, dtype=np.float32)[3]
+    # Embedding matches (vectors equal to an example's), so the guards decide.
+    assert quick.decide("who invented the internet", made).guard == "not about the agent"
+    assert quick.decide("who made you then", made).guard is None
+    assert quick.decide("who do you say made me", made).guard == "about the caller (me)"
+    assert quick.decide("say that again for me", pardon).guard is None  # "pardon me": its own
+
+
 PACK = {
     "name": "t",
     "intents": {
