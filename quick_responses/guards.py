@@ -93,9 +93,25 @@ def about_the_caller(text: str, intent_words: frozenset[str]) -> str | None:
 SECOND_PERSON = frozenset(
     {"you", "your", "yours", "yourself", "u", "ur", "ya", "you're", "youre", "you've", "you'll"}
 )
-FIRST_PERSON = frozenset({"i", "i'm", "im", "i'd", "i've", "i'll", "me", "my", "mine", "myself"})
-# Words by which a question reaches the agent or this call: "who made you", "who built this".
-ADDRESS_WORDS = SECOND_PERSON | {"this"}
+# Words by which a question reaches the agent or this call: "who made you", "who built this",
+# "who makes the ai".
+ADDRESS_WORDS = SECOND_PERSON | {
+    "this",
+    "ai",
+    "bot",
+    "robot",
+    "assistant",
+    "computer",
+    "machine",
+    "program",
+    "system",
+    "software",
+}
+# Naming the caller: "how do you refer to me", "what do you call me". "Tell me" and "talking to
+# me" only say who asks.
+_NAMING_ME = re.compile(
+    r"\b(?:call(?:s|ed|ing)?|refer(?:s|red|ring)? to|address(?:es|ing)?|name)\s+me\b"
+)
 
 
 def addresses_the_agent(text: str) -> bool:
@@ -110,10 +126,6 @@ def unaddressed(text: str) -> str | None:
 
 
 def caller_as_object(text: str) -> str | None:
-    """ "how do you refer to me" is about the caller, "what should I call you" about the agent:
-    the last person named is the caller (me, myself) and nothing of the agent's is named (your,
-    yours)."""
-    persons = [w for w in words(text) if w in FIRST_PERSON or w in SECOND_PERSON]
-    if persons and persons[-1] in ("me", "myself") and not {"your", "yours"} & set(persons):
-        return "about the caller (me)"
-    return None
+    """ "how do you refer to me" is about the caller's name, "what should I call you" about the
+    agent's: the caller is the one named."""
+    return "about the caller (me)" if _NAMING_ME.search(text.lower()) else None

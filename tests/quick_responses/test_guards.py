@@ -62,6 +62,7 @@ def test_a_question_that_speaks_to_no_one_is_not_about_the_agent() -> None:
     assert guards.unaddressed("who invented the internet") == "not about the agent"
     assert guards.unaddressed("who built this system") is None
     assert guards.unaddressed("who made you") is None
+    assert guards.unaddressed("who makes the ai") is None
 
 
 def test_the_agent_guards_apply_where_the_intents_own_examples_never_trip_them() -> None:
@@ -82,7 +83,7 @@ def test_the_agent_guards_apply_where_the_intents_own_examples_never_trip_them()
     # Embedding matches (vectors equal to an example's), so the guards decide.
     assert quick.decide("who invented the internet", made).guard == "not about the agent"
     assert quick.decide("who made you then", made).guard is None
-    assert quick.decide("who do you say made me", made).guard == "about the caller (me)"
+    assert quick.decide("what do you call me", made).guard == "about the caller (me)"
     assert quick.decide("say that again for me", pardon).guard is None  # "pardon me": its own
 
 
