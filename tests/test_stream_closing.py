@@ -41,3 +41,23 @@ async def test_closing_an_answer_the_cache_follows_closes_the_answer_at_once() -
     assert await anext(reply.pieces) == "We "
     await reply.pieces.aclose()
     assert backend.closed == 1 and backend.tokens_sent == 1
+
+
+async def test_a_store_check_that_breaks_costs_the_cache_an_answer_not_the_turn() -> None:
+    stored: list[str] = []
+
+    async def embed(text: str) -> Any:
+        stored.append(text)
+        raise AssertionError("an answer whose check failed is never embedded")
+
+    def broken(request: TurnRequest, reply: Reply) -> str | None:
+        raise IndexError("a bug in a contradiction rule")
+
+    tier = CacheTier(
+        ResponseCache(ttl_s=60, max_entries=10), embed, lambda: "kb1", store_check=broken
+    )
+    request = TurnRequest("call", 1, "Do you deliver?", "answer", (), TurnRecord("call", 1))
+    reply = tier.follow(request, Reply(source="llm", pieces=FakeLLM(tokens=TOKENS).stream([], 20)))
+    assert "".join([piece async for piece in reply.pieces]) == "".join(TOKENS)
+    assert reply.detail["cache_stored"] is False and stored == []
+    assert await tier.drain(1.0)

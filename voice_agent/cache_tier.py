@@ -73,8 +73,10 @@ class CacheTier:
         shared: SharedCache | None = None,
         language: str = "en",
         min_quality: float = 0.0,
+        store_check: Callable[[TurnRequest, Reply], str | None] = why_not_stored,
     ) -> None:
         self.cache = cache
+        self._store_check = store_check
         self.min_quality = min_quality
         self.rejected = 0  # answers not stored for their quality
         self.shared = shared
@@ -137,7 +139,7 @@ class CacheTier:
             async for piece in pieces:
                 yield piece
         # Reached only when the whole answer was taken: not on barge-in or hang-up.
-        reason = why_not_stored(request, reply)
+        reason = self._why_not_stored(request, reply)
         if reason is not None:
             reply.detail["cache_stored"] = False
             if reason.startswith("contradicts"):
@@ -154,6 +156,16 @@ class CacheTier:
             self.remember(request.text, request.vector, reply.answer, self.scope(request)),
             name="store",
         )
+
+    def _why_not_stored(self, request: TurnRequest, reply: Reply) -> str | None:
+        """The store decision, run after the caller has heard the whole answer. A check that
+        breaks (a bug in the contradiction rules, say) costs the cache one answer, never the
+        turn: raised from here it would fail a turn already spoken and add an apology to it."""
+        try:
+            return self._store_check(request, reply)
+        except Exception:  # the store decision's boundary: the answer is already spoken
+            log.exception("[CACHE] not stored: the store check failed for %r", request.text)
+            return "store check failed"
 
     async def remember(
         self,
