@@ -54,6 +54,7 @@ def test_a_close_question_is_a_semantic_hit_and_a_far_one_a_miss() -> None:
         ("what's your name", "what's my name"),
         ("how do you say your name", "how do you address my name"),
         ("what do i call you", "what do you call me"),
+        ("im going to call you xander", "call me bob from now on"),
     ],
 )
 def test_near_misses_that_change_the_answer_are_refused(stored: str, asked: str) -> None:

@@ -83,16 +83,31 @@ def persons(text: str, only_owners: bool = False) -> list[int]:
     ]
 
 
+# Naming someone: "call me Bob" names the caller, "I'll call you Xander" the agent.
+_NAMED = re.compile(
+    r"\b(?:call(?:s|ed|ing)?|refer(?:s|red|ring)? to|address(?:es|ing)?)\s+(me|us|you)\b"
+)
+
+
+def named(text: str) -> set[int]:
+    """1 or 2 for each person a naming verb takes as its object."""
+    return {1 if who in ("me", "us") else 2 for who in _NAMED.findall(text.lower())}
+
+
 def person(query: str, stored: str) -> str | None:
     """Whose thing is asked about differs: one question's owner is the caller and the other's
     the agent ("how do you say my name" / "how do you say your name"), or both speak of both
-    with the roles swapped ("what do you call me" / "what do I call you"). A question that
-    names no owner ("what's the name") passes against either."""
+    with the roles swapped ("what do you call me" / "what do I call you", "call me Bob" / "I'm
+    going to call you Xander"). A question that names no owner ("what's the name") passes
+    against either."""
     mine, theirs = set(persons(query, True)), set(persons(stored, True))
     if mine and theirs and mine.isdisjoint(theirs):
         return "owner differs"
     order, other = persons(query), persons(stored)
     if set(order) == set(other) == {1, 2} and order[0] != other[0]:
+        return "roles swapped"
+    mine, theirs = named(query), named(stored)
+    if mine and theirs and mine.isdisjoint(theirs):  # "call me Bob" / "I'll call you Xander"
         return "roles swapped"
     return None
 
