@@ -26,9 +26,10 @@ import os
 import random
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # bench/quick_responses.py shares its name with the package: keep this folder off the path.
@@ -42,7 +43,7 @@ from voice_agent.rag.encoder import (
     Encoder,
     bundled_adapter_path,
     bundled_encoder_path,
-    load_bundled_model,
+    load_sentence_model,
     single_threaded_blas,
 )
 
@@ -73,9 +74,10 @@ def progress(step: int, steps: int, loss: float) -> None:
     print(f"  step {step}/{steps} loss {loss:.3f}", flush=True)
 
 
-def train(rows: list[tuple[str, str]], recipe: adapter.Recipe) -> adapter.Weights:
+def train(base: Any, rows: list[tuple[str, str]], recipe: adapter.Recipe) -> adapter.Weights:
+    """An adapter for the bundled model `base` (left unchanged)."""
     texts, labels = [t for t, _ in rows], [i for _, i in rows]
-    return adapter.train_adapter(load_bundled_model(), texts, labels, recipe, progress=progress)
+    return adapter.train_adapter(base, texts, labels, recipe, progress=progress)
 
 
 def fold_rows(clinc: Path, fold: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -111,10 +113,9 @@ def rate(counts: list[int]) -> str:
     return f"{hits}/{repeats} ({hits / repeats:.1%}) | {wrong}/{hits} ({wrong / max(hits, 1):.2%})"
 
 
-def folds(clinc: Path, recipe: adapter.Recipe, pooled: Pooled) -> None:
+def folds(clinc: Path, base: Any, recipe: adapter.Recipe, pooled: Pooled) -> None:
     """Add each fold's stream, encoded by an adapter trained without the fold's domains, to
     `pooled`; print the fold beside the bundled model at the shipped policy's threshold range."""
-    base = load_bundled_model()
     for fold in FOLDS:
         rows = fold_rows(clinc, fold)
         train_rows = training_rows(clinc, leave_out=fold)
@@ -123,8 +124,8 @@ def folds(clinc: Path, recipe: adapter.Recipe, pooled: Pooled) -> None:
             f"tuning domains, streamed {len(rows)} of its own"
         )
         started = time.perf_counter()
-        adapted = load_bundled_model()
-        adapter.merge(adapted, train(train_rows, recipe))
+        adapted = load_sentence_model()
+        adapter.merge(adapted, train(base, train_rows, recipe))
         print(f"trained in {time.perf_counter() - started:.0f} s\n")
         texts = [t for t, _ in rows]
         plain = Encoder(base, cache_size=0, runtime="torch").encode_sync(texts)
@@ -133,12 +134,8 @@ def folds(clinc: Path, recipe: adapter.Recipe, pooled: Pooled) -> None:
             "| threshold | bundled: hits | wrong | adapted: hits | wrong |\n|---|---|---|---|---|"
         )
         for threshold in (0.85, 0.88, 0.90, 0.92, 0.95):
-            point = (threshold, 0.2, 0.4, 1.25)
-            cells = []
-            for vectors in (plain, tuned):
-                one: Pooled = {point: [0, 0, 0]}
-                add_stream(one, rows, vectors)
-                cells.append(rate(one[point]))
+            policy = policy_at((threshold, 0.2, 0.4, 1.25))
+            cells = [rate(list(cache_quality.stream(rows, v, policy))) for v in (plain, tuned)]
             print(f"| {threshold:.2f} | " + " | ".join(cells) + " |")
         add_stream(pooled, rows, tuned)
 
@@ -147,7 +144,7 @@ def in_domain(clinc: Path, weights: adapter.Weights, pooled: Pooled) -> None:
     """Add the tuning side's `val` stream, encoded by the adapter trained on its `train`."""
     rows = clinc_split.rows("tuned", "val", clinc=clinc)
     random.Random(150).shuffle(rows)
-    model = load_bundled_model()
+    model = load_sentence_model()
     adapter.merge(model, weights)
     vectors = Encoder(model, cache_size=0, runtime="torch").encode_sync([t for t, _ in rows])
     add_stream(pooled, rows, vectors)
@@ -181,12 +178,13 @@ def digest(path: Path) -> str:
 def write(clinc: Path) -> None:
     import torch
 
+    base = load_sentence_model()
     pooled: Pooled = {point: [0, 0, 0] for point in GRID}
-    folds(clinc, RECIPE, pooled)
+    folds(clinc, base, RECIPE, pooled)
     rows = training_rows(clinc)
     print(f"\ntraining on {len(rows)} questions, {len({i for _, i in rows})} intents", flush=True)
     started = time.perf_counter()
-    weights = train(rows, RECIPE)
+    weights = train(base, rows, RECIPE)
     seconds = time.perf_counter() - started
     in_domain(clinc, weights, pooled)
     print_best(pooled)
@@ -205,7 +203,7 @@ def write(clinc: Path) -> None:
         "domains": [*clinc_split.TUNED_DOMAINS, *halves],
         "questions": len(rows),
         "intents": len({i for _, i in rows}),
-        "recipe": adapter.recipe_dict(RECIPE),
+        "recipe": asdict(RECIPE),
         "cache_policy": {
             "threshold": point[0],
             "agree_gap": point[1],
@@ -239,10 +237,10 @@ def main() -> None:
         parser.error("a recipe other than RECIPE is only for --check; change RECIPE to ship it")
     single_threaded_blas()
     print(f"# tune_encoder: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-          f"recipe {adapter.recipe_dict(recipe)}")  # fmt: skip
+          f"recipe {asdict(recipe)}")  # fmt: skip
     if args.check:
         pooled: Pooled = {point: [0, 0, 0] for point in GRID}
-        folds(args.clinc, recipe, pooled)
+        folds(args.clinc, load_sentence_model(), recipe, pooled)
         print_best(pooled)
         print(f"\nthe folds alone would choose {policy_at(choose(pooled))}")
     else:

@@ -5,6 +5,7 @@ that does not fit the model is refused with a clear error."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from voice_agent.rag import adapter
 from voice_agent.rag.encoder import (
     Encoder,
     bundled_adapter_path,
-    load_bundled_model,
     load_sentence_model,
 )
 from voice_agent.rag.onnx_encoder import onnx_forward
@@ -31,7 +31,7 @@ SENTENCES = ["What time do you open on Saturday?", "Can I pay with a credit card
 
 @pytest.fixture(scope="module")
 def bundled() -> Any:
-    return load_bundled_model()
+    return load_sentence_model()
 
 
 def vectors(model: Any, texts: list[str]) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_training_pulls_same_label_questions_together(bundled: Any) -> None:
     texts, labels = hours + pay, ["hours"] * 3 + ["pay"] * 3
     recipe = adapter.Recipe(epochs=40, batch=6, learning_rate=5e-3)
     weights = adapter.train_adapter(bundled, texts, labels, recipe)
-    trained = load_bundled_model()
+    trained = load_sentence_model()
     adapter.merge(trained, weights)
 
     def margin(model: Any) -> float:
@@ -91,14 +91,14 @@ def test_training_pulls_same_label_questions_together(bundled: Any) -> None:
         return float(same / 2 - sim[:3, 3:].mean())
 
     assert margin(trained) > margin(bundled) + 0.1
-    assert np.abs(vectors(bundled, texts) - vectors(load_bundled_model(), texts)).max() < 1e-6
+    assert np.abs(vectors(bundled, texts) - vectors(load_sentence_model(), texts)).max() < 1e-6
 
 
 def test_the_manifest_says_how_the_adapter_and_its_cache_policy_were_made() -> None:
     """bench/tune_encoder.py writes the recipe, the data and the cache policy it chose on the
     folds; the policy must be one the settings can express."""
     made = json.loads(bundled_adapter_path().with_suffix(".json").read_text())
-    assert made["recipe"] == adapter.recipe_dict(adapter.Recipe())
+    assert made["recipe"] == asdict(adapter.Recipe())
     chosen = made["cache_policy"]
     settings = load_settings(
         VOICE_AGENT_CACHE_THRESHOLD=chosen["threshold"],

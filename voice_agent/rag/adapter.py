@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,7 +183,3 @@ def load(path: Path) -> Weights:
         raise ConfigError(f"encoder adapter not found at {file}")
     with np.load(file) as data:
         return {name: np.asarray(data[name], dtype=np.float32) for name in data.files}
-
-
-def recipe_dict(recipe: Recipe) -> dict[str, Any]:
-    return asdict(recipe)

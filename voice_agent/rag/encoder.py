@@ -91,11 +91,6 @@ def load_sentence_model(path: Path | None = None, adapter: Path | None = None) -
     return model
 
 
-def load_bundled_model() -> Any:
-    """The bundled all-MiniLM-L6-v2 exactly as it ships: what an adapter is trained from."""
-    return load_sentence_model(bundled_encoder_path())
-
-
 class Encoder:
     """Normalised embeddings, so a dot product is the cosine similarity."""
 
