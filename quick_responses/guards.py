@@ -107,11 +107,16 @@ ADDRESS_WORDS = SECOND_PERSON | {
     "system",
     "software",
 }
-# Naming the caller: "how do you refer to me", "what do you call me". "Tell me" and "talking to
-# me" only say who asks.
-_NAMING_ME = re.compile(
-    r"\b(?:call(?:s|ed|ing)?|refer(?:s|red|ring)? to|address(?:es|ing)?|name)\s+me\b"
+# A naming verb and the person it names: "what do you call me", "I'll call you Xander". "Tell
+# me" and "talking to me" only say who asks.
+_NAMING = re.compile(
+    r"\b(?:call(?:s|ed|ing)?|refer(?:s|red|ring)? to|address(?:es|ing)?|name)\s+(me|us|you)\b"
 )
+
+
+def named_persons(text: str) -> set[int]:
+    """1 (the caller) or 2 (the agent) for each person a naming verb takes as its object."""
+    return {1 if who in ("me", "us") else 2 for who in _NAMING.findall(text.lower())}
 
 
 def addresses_the_agent(text: str) -> bool:
@@ -128,4 +133,4 @@ def unaddressed(text: str) -> str | None:
 def caller_as_object(text: str) -> str | None:
     """ "how do you refer to me" is about the caller's name, "what should I call you" about the
     agent's: the caller is the one named."""
-    return "about the caller (me)" if _NAMING_ME.search(text.lower()) else None
+    return "about the caller (me)" if 1 in named_persons(text) else None

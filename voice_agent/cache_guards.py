@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from quick_responses.guards import named_persons
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _NEGATION = frozenset(
     """not no never none nothing nobody nowhere neither nor cannot can't won't don't doesn't
@@ -83,17 +85,6 @@ def persons(text: str, only_owners: bool = False) -> list[int]:
     ]
 
 
-# Naming someone: "call me Bob" names the caller, "I'll call you Xander" the agent.
-_NAMED = re.compile(
-    r"\b(?:call(?:s|ed|ing)?|refer(?:s|red|ring)? to|address(?:es|ing)?)\s+(me|us|you)\b"
-)
-
-
-def named(text: str) -> set[int]:
-    """1 or 2 for each person a naming verb takes as its object."""
-    return {1 if who in ("me", "us") else 2 for who in _NAMED.findall(text.lower())}
-
-
 def person(query: str, stored: str) -> str | None:
     """Whose thing is asked about differs: one question's owner is the caller and the other's
     the agent ("how do you say my name" / "how do you say your name"), or both speak of both
@@ -106,7 +97,7 @@ def person(query: str, stored: str) -> str | None:
     order, other = persons(query), persons(stored)
     if set(order) == set(other) == {1, 2} and order[0] != other[0]:
         return "roles swapped"
-    mine, theirs = named(query), named(stored)
+    mine, theirs = named_persons(query), named_persons(stored)
     if mine and theirs and mine.isdisjoint(theirs):  # "call me Bob" / "I'll call you Xander"
         return "roles swapped"
     return None
