@@ -17,7 +17,13 @@ them, the same call to each in turn, over the real WebSocket. The cache starts e
 domain. The first-token budget is out of reach, so the first word of an LLM turn is the
 stand-in's first token, not a filler.
 
-    .venv/bin/python bench/call_stream.py [--calls 12] [--first-token-ms 700]
+A business that has taken calls before warms its cache from them: with `--warm-per-intent N`
+(default 10; 0 for a business's first day), before each domain's calls the enabled service
+answers N logged questions per intent through the knowledge tier alone, as `voice-agent warm`
+does (the held-out `train` split, none of them on the knowledge base's pages), and stores the
+answers as warm entries. Those stand-in calls are counted apart from the run's.
+
+    .venv/bin/python bench/call_stream.py [--calls 12] [--first-token-ms 700] [--warm-per-intent 10]
 """
 
 from __future__ import annotations
@@ -43,9 +49,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import websockets
 
 from voice_agent.app import create_app
+from voice_agent.cache_warming import WarmAnswer, answering_scopes, generate
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.service import Service, build_service
 from voice_agent.settings import load_settings
+from voice_agent.turn import TurnRecord
 from voice_agent.types import Message
 
 sys.path.append(str(Path(__file__).resolve().parent))
@@ -110,18 +118,29 @@ class Tally:
     other_small_talk: list[str] = field(default_factory=list)
     repeats: int = 0
     cache_hits_on_repeats: int = 0
+    questions: int = 0
+    cache_hits: int = 0
     stored: int = 0
+    warmed: int = 0
+    warm_llm_calls: int = 0
+
+
+PAGE_QUESTIONS = 6  # real requests quoted on each intent's page
+
+
+def by_intent(rows: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for text, intent in rows:
+        grouped.setdefault(intent, []).append(text)
+    return grouped
 
 
 def knowledge_base(folder: Path, domain_rows: list[tuple[str, str]]) -> None:
-    by_intent: dict[str, list[str]] = {}
-    for text, intent in domain_rows:
-        by_intent.setdefault(intent, []).append(text)
-    for intent, texts in by_intent.items():
+    for intent, texts in by_intent(domain_rows).items():
         # Each intent's answer names the intent and one real request for it, so that answers
         # of close intents are not worded alike enough to join one answer group.
         ANSWERS[intent] = f"About {intent_words(intent)}, as in {texts[0]!r}: see our page."
-        body = " ".join(f"Callers ask: {t}." for t in texts[:6])
+        body = " ".join(f"Callers ask: {t}." for t in texts[:PAGE_QUESTIONS])
         (folder / f"{intent}.md").write_text(
             f"# {intent_words(intent).title()}\n\n{answer_for(intent)} {body}\n"
         )
@@ -200,6 +219,8 @@ async def run_call(
             source = frame.get("source", "?")
             tally.sources[source] = tally.sources.get(source, 0) + 1
             if turn.kind != "small talk":
+                tally.questions += 1
+                tally.cache_hits += source == "cache"
                 if turn.label in seen:
                     tally.repeats += 1
                     tally.cache_hits_on_repeats += source == "cache"
@@ -216,16 +237,38 @@ def flush(service: Service) -> None:
         service.cache.cache.flush()
 
 
+async def warm(service: Service, questions: list[str]) -> int:
+    """Answer logged questions through the knowledge tier alone and store them, as
+    `voice-agent warm` and `VOICE_AGENT_CACHE_WARM_FILE` do."""
+    flow = service.flows.get("qa")
+    assert flow is not None
+    state = answering_scopes([flow], "", service.settings.language)[0].state
+    answers = [
+        WarmAnswer(question, reply.answer, flow.name, state)
+        async for question, reply in generate(
+            service.responder, questions, flow.name, state, lambda n: TurnRecord("warm", n)
+        )
+        if reply.source == "llm" and reply.answer
+    ]
+    return await service.warm_cache(answers)
+
+
 async def drive(
     urls: dict[str, str],
     services: dict[str, Service],
     domains: dict[str, list[list[Turn]]],
+    logged: dict[str, list[str]],
+    llm: IntentLLM,
     pause_s: float,
 ) -> dict[str, Tally]:
     tallies = {mode: Tally() for mode in urls}
     for domain, calls in domains.items():
         for service in services.values():
             flush(service)
+        if logged[domain]:
+            before = llm.calls
+            tallies["enabled"].warmed += await warm(services["enabled"], logged[domain])
+            tallies["enabled"].warm_llm_calls += llm.calls - before
         seen: dict[str, set[str]] = {mode: set() for mode in urls}
         for n, turns in enumerate(calls):
             name = NAMES[n % len(NAMES)]
@@ -242,6 +285,12 @@ def main() -> None:
     parser.add_argument("--first-token-ms", type=float, default=700.0)
     parser.add_argument("--pause-s", type=float, default=0.2, help="caller's pause per turn")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--warm-per-intent",
+        type=int,
+        default=10,
+        help="logged questions per intent warmed into the cache before each domain's calls",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     domains_of = clinc_split.domain_of_intent()
@@ -251,12 +300,24 @@ def main() -> None:
     for text, label in test:
         if label in SMALL_TALK:
             small_talk.setdefault(label, []).append(text)
+    # The logged questions: each intent's held-out `train` requests after those on its page.
+    logged = {
+        domain: [
+            text
+            for intent, texts in by_intent(train).items()
+            if domains_of.get(intent) == domain
+            for text in texts[PAGE_QUESTIONS : PAGE_QUESTIONS + args.warm_per_intent]
+        ]
+        for domain in clinc_split.HELD_OUT_DOMAINS
+    }
     # Small talk that reaches the LLM is answered as its own intent too.
     intent_of = {
         t.lower(): i
         for t, i in test
         if domains_of.get(i) in clinc_split.HELD_OUT_DOMAINS or i in SMALL_TALK
     }
+    warm_texts = {text for texts in logged.values() for text in texts}
+    intent_of.update((t.lower(), i) for t, i in train if t in warm_texts)
     llm = IntentLLM(intent_of, args.first_token_ms / 1000)
     encoder = Encoder(load_sentence_model(), cache_size=0)
     streams: dict[str, list[list[Turn]]] = {}
@@ -284,7 +345,8 @@ def main() -> None:
             f"# call_stream: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
             f"encoder {encoder.runtime} {encoder.precision}; held-out domains "
             f"{', '.join(clinc_split.HELD_OUT_DOMAINS)}, {args.calls} calls each, 6 turns a "
-            f"call; LLM stand-in {args.first_token_ms:.0f} ms to first token; seed {args.seed}"
+            f"call; LLM stand-in {args.first_token_ms:.0f} ms to first token; seed {args.seed}; "
+            f"{args.warm_per_intent} logged questions per intent warmed"
         )
         with (
             Server(create_app(service=services["disabled"])) as off,
@@ -292,12 +354,14 @@ def main() -> None:
         ):
             calls_before = llm.calls
             tallies = asyncio.run(
-                drive({"disabled": off, "enabled": on}, services, streams, args.pause_s)
+                drive(
+                    {"disabled": off, "enabled": on}, services, streams, logged, llm, args.pause_s
+                )
             )
-    report(tallies, calls_before, llm.calls)
+    report(tallies, llm.calls - calls_before - tallies["enabled"].warm_llm_calls)
 
 
-def report(tallies: dict[str, Tally], calls_before: int, calls_after: int) -> None:
+def report(tallies: dict[str, Tally], run_calls: int) -> None:
     print("\n| mode | turns | first word mean (ms) | p50 | p95 | LLM calls | sources |")
     print("|---|---|---|---|---|---|---|")
     for mode, tally in tallies.items():
@@ -317,7 +381,9 @@ def report(tallies: dict[str, Tally], calls_before: int, calls_after: int) -> No
     )
     print(
         f"cache hits on questions whose intent an earlier caller asked: "
-        f"{on.cache_hits_on_repeats}/{on.repeats}; answers stored: {on.stored}"
+        f"{on.cache_hits_on_repeats}/{on.repeats}; on all questions: "
+        f"{on.cache_hits}/{on.questions}; answers stored: {on.stored}; warmed before the calls: "
+        f"{on.warmed} ({on.warm_llm_calls} stand-in calls, offline)"
     )
     print(f"wrong answers from a fast tier (enabled): {len(on.wrong)} (target 0)")
     for reason in on.wrong:
@@ -325,7 +391,7 @@ def report(tallies: dict[str, Tally], calls_before: int, calls_after: int) -> No
     print(f"small talk answered by another small-talk template: {len(on.other_small_talk)}")
     for reason in on.other_small_talk:
         print(f"- {reason}")
-    print(f"(LLM stand-in calls in the run: {calls_after - calls_before})")
+    print(f"(LLM stand-in calls in the run: {run_calls})")
 
 
 if __name__ == "__main__":

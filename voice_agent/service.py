@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,17 @@ class Service:
             return 0
         dropped = self.cache.cache.keep_only_knowledge(self.knowledge.fingerprint)
         if self.settings.cache_warm_faq:
-            answers = faq_pairs(self.knowledge.documents)
-            questions = await self.encoder.encode_many([a.question for a in answers])
-            replies = await self.encoder.encode_many([a.answer for a in answers])
-            self.cache.warm(answers, self._answering_scopes(), list(questions), list(replies))
+            await self.warm_cache(faq_pairs(self.knowledge.documents))
         return dropped
+
+    async def warm_cache(self, answers: Sequence[WarmAnswer]) -> int:
+        """Store ready answers (FAQ pairs, a warm file's) under the current knowledge base, in
+        the answering states they name; returns how many were stored."""
+        if self.cache is None or not answers:
+            return 0
+        questions = await self.encoder.encode_many([a.question for a in answers])
+        replies = await self.encoder.encode_many([a.answer for a in answers])
+        return self.cache.warm(answers, self._answering_scopes(), list(questions), list(replies))
 
     async def flush_cache(self) -> dict[str, object]:
         """Empty this process's cache and, through Redis, every other process's."""
