@@ -32,12 +32,12 @@ from voice_agent.llm.llama_model import LlamaModel
 from voice_agent.llm.local import bundled_model_path
 from voice_agent.llm.prompt import build_messages
 from voice_agent.llm.speech import SpeechFilter
-from voice_agent.quality import QualityScore
-from voice_agent.quality_tracker import score_texts
+from voice_agent.quality.score import QualityScore
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.settings import DEMO_KB_PATH, load_settings
+from voice_agent.telemetry.quality import score_texts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_score import roc_auc

@@ -39,11 +39,11 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from turn_latency import Server, percentile, row
 
-from voice_agent.app import create_app
-from voice_agent.knowledge_tier import KnowledgeTier
 from voice_agent.llm.local import LocalModel
-from voice_agent.service import build_service
+from voice_agent.server.app import create_app
+from voice_agent.server.service import build_service
 from voice_agent.settings import load_settings
+from voice_agent.tiers.knowledge import KnowledgeTier
 from voice_agent.types import Message
 
 QUESTIONS = [

@@ -32,14 +32,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import numpy as np
 
-from voice_agent.cache_policy import CachePolicy
+from voice_agent.cache.policy import CachePolicy
+from voice_agent.cache.store import CacheHit, CacheScope, ResponseCache
 from voice_agent.rag.encoder import (
     Encoder,
     bundled_adapter_path,
     load_sentence_model,
     single_threaded_blas,
 )
-from voice_agent.response_cache import CacheHit, CacheScope, ResponseCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import clinc_split

@@ -48,10 +48,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import websockets
 
-from voice_agent.app import create_app
-from voice_agent.cache_warming import WarmAnswer, answering_scopes, generate
+from voice_agent.cache.warming import WarmAnswer, answering_scopes, generate
 from voice_agent.rag.encoder import Encoder, load_sentence_model
-from voice_agent.service import Service, build_service
+from voice_agent.server.app import create_app
+from voice_agent.server.service import Service, build_service
 from voice_agent.settings import load_settings
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Message

@@ -30,11 +30,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # bench/quick_responses.py shares its name with the package: keep this folder off the path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from voice_agent.quality_tracker import score_texts
 from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.settings import DEMO_KB_PATH, load_settings
+from voice_agent.telemetry.quality import score_texts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_score import roc_auc

@@ -24,7 +24,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np
 import yaml
 
-from voice_agent.quality import score_answer
+from voice_agent.quality.score import score_answer
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
 
 HERE = Path(__file__).resolve().parent

@@ -35,10 +35,10 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from turn_latency import Server, percentile, row, timed_turn
 
-from voice_agent.app import create_app
-from voice_agent.cache_tier import CacheTier
-from voice_agent.service import build_service
+from voice_agent.server.app import create_app
+from voice_agent.server.service import build_service
 from voice_agent.settings import load_settings
+from voice_agent.tiers.cache import CacheTier
 
 QUESTIONS = [
     # small talk (quick responses)

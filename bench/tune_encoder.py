@@ -37,7 +37,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import numpy as np
 
-from voice_agent.cache_policy import CachePolicy
+from voice_agent.cache.policy import CachePolicy
 from voice_agent.rag import adapter
 from voice_agent.rag.encoder import (
     Encoder,

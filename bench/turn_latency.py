@@ -36,12 +36,12 @@ import httpx
 import uvicorn
 import websockets
 
-from voice_agent.app import create_app
-from voice_agent.knowledge_tier import KnowledgeTier
 from voice_agent.llm.llama_model import LlamaModel
 from voice_agent.llm.local import LocalModel
-from voice_agent.service import build_service, local_model_path
+from voice_agent.server.app import create_app
+from voice_agent.server.service import build_service, local_model_path
 from voice_agent.settings import load_settings
+from voice_agent.tiers.knowledge import KnowledgeTier
 from voice_agent.types import Message
 
 # Questions for the knowledge base, with the small talk real calls have around them.

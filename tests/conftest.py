@@ -14,9 +14,9 @@ from fastapi import FastAPI
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from voice_agent.app import create_app
 from voice_agent.rag.encoder import Encoder, load_sentence_model
-from voice_agent.service import Service, build_service
+from voice_agent.server.app import create_app
+from voice_agent.server.service import Service, build_service
 from voice_agent.settings import Settings, load_settings
 from voice_agent.types import LLMClient
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from voice_agent.errors import LLMUnavailable
-from voice_agent.responder import say
+from voice_agent.tiers.chain import say
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Action, Message, Passage, Reply, TurnRequest, Vector
 

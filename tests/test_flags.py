@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from voice_agent.flags import Flags, FlagsPatch, FlagStore
-from voice_agent.service import Service
+from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
 
 from .conftest import call

@@ -1,0 +1,208 @@
+"""The shared cache layer against a real redis-server: two server processes (`voice-agent serve`)
+share answers through it, and killing Redis in the middle of a call fails no turn.
+
+Both processes answer through the openai backend pointed at a small OpenAI-compatible server in
+this test, so every LLM call is counted and the answers are known."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..conftest import CallClient, call, serve
+from ..fakes import scaled
+from ..openai_server import Behaviour, openai_compatible_app
+
+pytestmark = [
+    pytest.mark.model,
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None,
+        reason="redis-server is not installed (`make install` installs it with apt-get)",
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._tmp = tmp
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self._tmp)]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+@asynccontextmanager
+async def service_process(redis_url: str, llm_url: str, tmp: Path) -> AsyncIterator[str]:
+    """`voice-agent serve` in its own process; yields its base URL once it is healthy."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "VOICE_AGENT_PORT": str(port),
+        "VOICE_AGENT_REDIS_URL": redis_url,
+        "VOICE_AGENT_LLM_BACKEND": "openai",
+        "OPENAI_BASE_URL": llm_url + "/v1",
+        "OPENAI_API_KEY": "sk-test",
+        "VOICE_AGENT_LLM_MODEL": "test-model",
+        "VOICE_AGENT_DEFAULT_FLOW": "qa",
+        "VOICE_AGENT_CACHE_WARM_FAQ": "false",
+        "VOICE_AGENT_LOG_LEVEL": "WARNING",
+    }
+    log_path = tmp / f"serve-{port}.log"
+    log = log_path.open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voice_agent", "serve", env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url) as http:
+            deadline = time.monotonic() + scaled(120)
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"serve exited: {log_path.read_text()}")
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("serve did not become healthy")
+                await asyncio.sleep(0.2)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=scaled(15))
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        log.close()
+
+
+async def shared_stats(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url) as http:
+        stats: dict[str, Any] = (await http.get("/healthz")).json()["cache"]["shared"]
+        return stats
+
+
+async def wait_for(url: str, key: str, predicate: Any, wait_s: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + scaled(wait_s)
+    while True:
+        stats = await shared_stats(url)
+        if predicate(stats[key]):
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{key} never matched: {stats}")
+        await asyncio.sleep(0.1)
+
+
+async def answer(client: CallClient, text: str) -> dict[str, Any]:
+    frames = await client.ask(text)
+    assert not [f for f in frames if f["type"] == "error"], frames
+    return frames[-1]
+
+
+async def test_two_processes_share_answers_and_survive_redis_dying_mid_call(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    behaviour = Behaviour(tokens=["We ", "deliver ", "within ", "5 ", "miles."])
+    async with (
+        serve(openai_compatible_app(behaviour)) as llm_url,
+        service_process(redis_server.url, llm_url, tmp_path) as first,
+        service_process(redis_server.url, llm_url, tmp_path) as second,
+    ):
+        await wait_for(first, "connected", bool)
+        await wait_for(second, "connected", bool)
+        async with call(first) as client:
+            await client.start()
+            made = await answer(client, "Do you deliver prescriptions?")
+        assert made["source"] == "llm" and len(behaviour.requests) == 1
+        await wait_for(second, "applied", lambda n: n >= 1)
+        async with call(second) as client:
+            await client.start()
+            shared = await answer(client, "do you deliver prescriptions")
+            semantic = await answer(client, "Can you deliver my prescriptions?")
+        assert shared["source"] == "cache" and shared["text"] == "We deliver within 5 miles."
+        assert semantic["source"] == "cache"
+        assert len(behaviour.requests) == 1  # the second process never asked the LLM
+
+        # Redis dies in the middle of a call: every turn is still answered.
+        behaviour.tokens = ["Parking ", "is ", "behind ", "the ", "building."]
+        async with call(first) as client:
+            await client.start()
+            before = await answer(client, "Is there parking?")
+            redis_server.kill()
+            turns = [
+                await answer(client, "Do you deliver prescriptions?"),
+                await answer(client, "Where do I park my car?"),
+                await answer(client, "Do you sell stamps?"),
+                await answer(client, "Is there parking?"),
+            ]
+            await wait_for(first, "connected", lambda up: not up)
+            turns.append(await answer(client, "Do you take insurance?"))
+        assert before["source"] == "llm"
+        sources = [t["source"] for t in turns]
+        assert set(sources) <= {"llm", "cache"} and all(t["text"] for t in turns), turns
+        assert sources[0] == sources[3] == "cache"  # this process's own answers
+
+        # Redis comes back: both processes reconnect and share again.
+        redis_server.start()
+        await wait_for(first, "connected", bool, wait_s=20)
+        await wait_for(second, "connected", bool, wait_s=20)
+        applied = (await shared_stats(second))["applied"]
+        behaviour.tokens = ["We ", "are ", "closed ", "on ", "holidays."]
+        async with call(first) as client:
+            await client.start()
+            await answer(client, "Are you open on holidays?")
+        await wait_for(second, "applied", lambda n: n > applied)
+        async with call(second) as client:
+            await client.start()
+            again = await answer(client, "are you open on holidays")
+        assert again["source"] == "cache"

@@ -1,0 +1,97 @@
+"""VOICE_AGENT_LLM_BACKEND=openai: calls answered through the official openai client against an
+OpenAI-compatible server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from voice_agent.llm.openai_client import OpenAILLM
+from voice_agent.rag.encoder import Encoder
+from voice_agent.server.service import Service, build_llm, build_service
+from voice_agent.settings import load_settings
+
+from ..conftest import call, serve
+from ..fakes import scaled
+from ..openai_server import Behaviour, openai_compatible_app
+
+pytestmark = pytest.mark.model
+
+
+def openai_service(encoder: Encoder, base_url: str, **overrides: Any) -> Service:
+    settings = load_settings(
+        VOICE_AGENT_LLM_BACKEND="openai",
+        OPENAI_BASE_URL=base_url + "/v1",
+        OPENAI_API_KEY="sk-test",
+        VOICE_AGENT_LLM_MODEL="test-model",
+        VOICE_AGENT_DEFAULT_FLOW="qa",
+        VOICE_AGENT_RESPONSE_CACHE=False,  # every question must reach the backend
+        **overrides,
+    )
+    llm = build_llm(settings)
+    assert isinstance(llm, OpenAILLM)
+    return build_service(settings, encoder=encoder, llm=llm)
+
+
+def llm_of(service: Service) -> OpenAILLM:
+    assert isinstance(service.llm, OpenAILLM)
+    return service.llm
+
+
+async def test_a_call_is_answered_through_the_openai_client(
+    encoder: Encoder, running: Callable[[Service], Any]
+) -> None:
+    behaviour = Behaviour()
+    async with serve(openai_compatible_app(behaviour)) as backend:
+        service = openai_service(encoder, backend)
+        async with running(service) as url, call(url) as client:
+            await client.start()
+            frames = await client.ask("Do you deliver?")
+        await llm_of(service).close()
+    done = frames[-1]
+    assert done["source"] == "llm" and done["detail"]["llm"] == "openai"
+    assert done["text"] == "We deliver for free."
+    assert len([f for f in frames if f["type"] == "agent.delta"]) >= 2
+    request = behaviour.requests[0]
+    assert request["model"] == "test-model" and request["stream"] is True
+    assert request["messages"][0]["role"] == "system"
+    assert request["messages"][-1]["content"].endswith("Do you deliver?")
+    assert behaviour.authorizations[0] == "Bearer sk-test"
+
+
+async def test_a_failing_openai_backend_gives_the_fallback_and_the_call_goes_on(
+    encoder: Encoder, running: Callable[[Service], Any]
+) -> None:
+    behaviour = Behaviour(status=503)
+    async with serve(openai_compatible_app(behaviour)) as backend:
+        service = openai_service(encoder, backend)
+        async with running(service) as url, call(url) as client:
+            await client.start()
+            failed = (await client.ask("Do you deliver?"))[-1]
+            behaviour.status = 200
+            answered = (await client.ask("Do you deliver?"))[-1]
+        await llm_of(service).close()
+    assert failed["source"] == "fallback" and failed["detail"]["reason"] == "llm_error"
+    assert answered["source"] == "llm"
+
+
+async def test_a_slow_openai_backend_gets_a_filler_then_its_answer(
+    encoder: Encoder, running: Callable[[Service], Any]
+) -> None:
+    behaviour = Behaviour(first_token_s=scaled(0.4))
+    async with serve(openai_compatible_app(behaviour)) as backend:
+        service = openai_service(
+            encoder,
+            backend,
+            VOICE_AGENT_FIRST_TOKEN_BUDGET_S=scaled(0.1),
+            VOICE_AGENT_LLM_TIMEOUT_S=scaled(5),
+        )
+        async with running(service) as url, call(url) as client:
+            await client.start()
+            frames = await client.ask("Do you deliver?")
+        await llm_of(service).close()
+    deltas = [f["text"] for f in frames if f["type"] == "agent.delta"]
+    assert deltas[0] == service.settings.filler_text
+    assert frames[-1]["source"] == "llm" and frames[-1]["detail"]["filler"] is True

@@ -1,0 +1,146 @@
+"""`POST /v1/chat/completions`: the OpenAI-compatible frontend (Vapi's custom LLM, any OpenAI
+client). Each request is one caller turn, answered by a call session like any other call, so
+the fast tiers, the flow and the telemetry all apply. With Vapi's `call.id` the session lives
+across requests (its flow state, and its history when a request carries only the newest
+message); without, a session is made for the request. The conversation a request carries is
+the history. A newer request for a call ends the older
+one's stream at once and cancels its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+
+from voice_agent.call.session import CallSession
+from voice_agent.events import AgentEvent, CallStart, Delta, Done, Ended, Transcript, Utterance
+from voice_agent.frontends.openai_chat import (
+    ChatBody,
+    ChatError,
+    Chunks,
+    call_id,
+    caller_turn,
+)
+from voice_agent.server.service import Service
+from voice_agent.types import Message
+
+log = logging.getLogger(__name__)
+
+MAX_CALLS = 1000  # sessions kept by call id; the least recently used goes first
+TURN_QUEUE = 1024  # events of one turn waiting for the HTTP response
+
+
+class ChatCall:
+    """A call session whose agent events are routed to the request of their turn."""
+
+    def __init__(self, service: Service) -> None:
+        self.session = CallSession(service.call_deps, self._send, service.call_config)
+        self._turns: dict[int, asyncio.Queue[AgentEvent | None]] = {}
+
+    async def _send(self, event: AgentEvent) -> None:
+        if isinstance(event, Ended):
+            self._close_turns()
+            return
+        turn_id = getattr(event, "turn_id", None)
+        queue = self._turns.get(turn_id) if turn_id is not None else None
+        if queue is not None and not queue.full():
+            queue.put_nowait(event)
+
+    def _close_turns(self) -> None:
+        for queue in self._turns.values():
+            if not queue.full():
+                queue.put_nowait(None)
+        self._turns.clear()
+
+    async def start(self, call: str | None) -> None:
+        await self.session.handle(CallStart(call_id=call))
+
+    async def ask(self, text: str, history: list[Message]) -> asyncio.Queue[AgentEvent | None]:
+        """Answer `text`. `history` is the conversation before it as the request tells it
+        (what the caller heard: an answer cut short by the caller is cut there); it replaces
+        the session's, unless the request carries none (a client sending only its newest
+        message relies on the session's)."""
+        self._close_turns()  # an older request of this call stops here
+        if history:
+            await self.session.handle(Transcript(tuple((m.role, m.content) for m in history)))
+        await self.session.handle(Utterance(text))
+        # The turn's task has not run yet (no await since it was spawned): nothing is missed.
+        queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue(TURN_QUEUE)
+        self._turns[self.session.turn_id] = queue
+        return queue
+
+
+async def answer_pieces(queue: asyncio.Queue[AgentEvent | None]) -> AsyncIterator[str]:
+    while True:
+        event = await queue.get()
+        if event is None or isinstance(event, Done):
+            return
+        if isinstance(event, Delta):
+            yield event.text
+
+
+class ChatCalls:
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self._calls: OrderedDict[str, ChatCall] = OrderedDict()
+
+    async def get(self, body: ChatBody) -> tuple[ChatCall, bool]:
+        """The call's session (made on first use) and whether it lives on after the request."""
+        key = call_id(body)
+        if key is not None and key in self._calls:
+            self._calls.move_to_end(key)
+            return self._calls[key], True
+        call = ChatCall(self._service)
+        await call.start(key)
+        if key is None:
+            return call, False
+        self._calls[key] = call
+        while len(self._calls) > MAX_CALLS:
+            _, old = self._calls.popitem(last=False)
+            await old.session.close()
+        return call, True
+
+    async def close(self) -> None:
+        for call in self._calls.values():
+            await call.session.close()
+        self._calls.clear()
+
+
+def chat_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/chat/completions", response_model=None)
+    async def completions(body: ChatBody, request: Request) -> Any:
+        calls: ChatCalls = request.app.state.chat_calls
+        try:
+            text, history = caller_turn(body)
+        except ChatError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from exc
+        call, kept = await calls.get(body)
+        queue = await call.ask(text, history)
+        chunks = Chunks(body.model)
+        if not body.stream:
+            answer = "".join([piece async for piece in answer_pieces(queue)])
+            if not kept:
+                await call.session.close()
+            return chunks.completion(answer)
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield chunks.first()
+                async for piece in answer_pieces(queue):
+                    yield chunks.piece(piece)
+                yield chunks.last()
+            finally:
+                if not kept:
+                    await call.session.close()
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return router

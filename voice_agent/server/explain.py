@@ -1,0 +1,126 @@
+"""What every tier would decide for one utterance in one state, with scores, without speaking
+or calling the LLM: the on-call engineer's answer to "why did the agent say that?"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import state_machine as sm
+from voice_agent.cache import guards as cache_guards
+from voice_agent.cache.policy import Neighbour, neighbourhood
+from voice_agent.cache.store import CacheHit, CacheScope
+from voice_agent.server.service import Service
+from voice_agent.tiers.quick import QuickTier, explain_decision
+from voice_agent.turn import TurnRecord
+from voice_agent.types import Vector
+
+
+class ExplainError(Exception):
+    pass
+
+
+async def explain(
+    service: Service, text: str, flow_name: str | None = None, state: str | None = None
+) -> dict[str, Any]:
+    flow = service.flows.get(flow_name)
+    if flow is None:
+        raise ExplainError(f"no flow named {flow_name!r}; known: {', '.join(service.flows.flows)}")
+    state = state or flow.start
+    if state not in flow.states:
+        raise ExplainError(f"flow {flow.name!r} has no state {state!r}")
+    context = {"business": service.settings.business_name, **flow.context}
+    call = sm.CallState(state=state)
+    vector = await service.encoder.embed(text)
+
+    candidates = sm.candidate_intents(flow, call)
+    intents = service.intents
+    match = intents.exact(text, candidates) or intents.nearest(vector, candidates)
+    _, decision = sm.step(flow, call, sm.Utterance(text, match.intent if match else None), context)
+    out: dict[str, Any] = {
+        "text": text,
+        "flow": {
+            "name": flow.name,
+            "state": state,
+            "candidate_intents": candidates,
+            "intent": None
+            if match is None
+            else {
+                "name": match.intent,
+                "score": match.score,
+                "kind": match.kind,
+                "example": match.example,
+            },
+            "next_state": decision.state,
+            "reason": decision.reason,
+            "says": decision.say,
+            "answers_with_tiers": decision.respond,
+            "tiers": list(decision.tiers),
+        },
+    }
+    quick = next((t for t in service.responder.tiers if isinstance(t, QuickTier)), None)
+    if quick is not None:
+        quick_decision = quick.responder.decide(text, vector, decision.quick_intents)
+        out["quick"] = explain_decision(quick_decision)
+    else:
+        out["quick"] = {"enabled": False}
+    out["cache"] = explain_cache(service, text, vector, flow.name, decision.state)
+    record = TurnRecord("explain", 0)
+    passages = await service.knowledge.retrieve(text, record, vector)
+    out["knowledge"] = {
+        "passages": [
+            {"doc_id": p.doc_id, "title": p.title, "score": round(p.score, 5), "text": p.text}
+            for p in passages
+        ],
+        "prompt_passages": service.settings.prompt_passages,
+    }
+    if quick is not None and out["quick"]["answer"] and decision.respond:
+        out["served_by"] = "quick"
+    elif decision.respond and out["cache"].get("hit"):
+        out["served_by"] = "cache"
+    elif decision.respond:
+        out["served_by"] = "knowledge"
+    else:
+        out["served_by"] = "flow"
+    return out
+
+
+def explain_cache(
+    service: Service, text: str, vector: Vector, flow: str, state: str
+) -> dict[str, Any]:
+    """The cache's verdict in the state the utterance would be answered in, and the nearest
+    stored questions it judged."""
+    if service.cache is None:
+        return {"enabled": False}
+    cache = service.cache.cache
+    scope = CacheScope(flow, state, service.knowledge.fingerprint, service.settings.language)
+    result = cache.lookup(text, vector, scope)
+    policy = cache.policy
+    nearest = cache.nearest(vector, scope, policy.neighbours)
+    out: dict[str, Any] = {
+        "hit": isinstance(result, CacheHit),
+        "neighbours": [
+            {
+                "question": e.question,
+                "answer": e.answer,
+                "similarity": round(s, 4),
+                "group": e.group,
+                # Which near-miss guard would refuse serving this one (None: none would).
+                "refused_by": cache_guards.near_miss(text, e.question, policy.check_topics),
+            }
+            for s, e in nearest
+        ],
+    }
+    if nearest:
+        around = neighbourhood([Neighbour(s, e.question, e.group) for s, e in nearest], policy)
+        out["neighbourhood"] = {
+            "agreeing_mass": round(around.mass, 4),
+            "needed_mass": policy.agree_mass,
+            "gap_to_rival": round(around.gap, 4),
+            "needed_gap": policy.agree_gap,
+            "threshold": policy.threshold,
+        }
+    if isinstance(result, CacheHit):
+        out.update(kind=result.kind, answer=result.entry.answer, stored_for=result.entry.question)
+    else:
+        out["reason"] = result.reason
+    return out

@@ -1,0 +1,215 @@
+"""The quality tracker: every answer the tiers served, and in shadow mode the answer the fast
+tiers would have served, is scored (quality.py) in the background,
+logged as a `[QUALITY]` line, and rolled up per response source over a sliding window.
+
+A source's status is `good` while its window's mean stays within `alert_threshold` points of
+`baseline`, `degraded` within twice that, `poor` below. Each step down logs
+`[QUALITY_ALERT]` and tells the listeners (automatic rollback acts on `poor`). Scoring needs the
+answer's embedding, so it runs off the turn, after the answer was sent; when too many scores
+are waiting, new turns are not scored rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from voice_agent.quality.score import QualityScore, score_answer
+from voice_agent.rag.encoder import Vectors
+from voice_agent.tasks import TaskScope
+from voice_agent.telemetry.event import TurnEvent
+
+log = logging.getLogger("voice_agent.telemetry")
+
+Status = Literal["good", "degraded", "poor"]
+_RANK: dict[Status, int] = {"good": 0, "degraded": 1, "poor": 2}
+SCORED_SOURCES = ("quick", "cache", "llm", "fallback")
+MAX_PENDING = 32
+SKIP_WARNING_EVERY_S = 10.0  # one warning per period while scoring sheds load
+EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
+
+
+async def score_texts(
+    encode: EncodeMany,
+    question: str,
+    answer: str,
+    passages: Sequence[str] | None,
+    outcome: str = "answer",
+    intent_score: float | None = None,
+) -> QualityScore:
+    """Embed the texts in one batch, then score (quality.py); `passages` None: no grounding;
+    `intent_score` for a template answer."""
+    vectors = await encode([question, answer, *(passages or ())])
+    grounded = list(zip(passages, vectors[2:], strict=True)) if passages is not None else None
+    return score_answer(
+        answer, vectors[0], vectors[1], grounded, outcome, intent_score, question=question
+    )
+
+
+def template_intent_score(detail: Mapping[str, Any]) -> float | None:
+    """How sure the quick tier was of the intent it answered, from the turn's detail."""
+    quick = detail.get("quick")
+    if isinstance(quick, Mapping) and isinstance(quick.get("score"), int | float):
+        return float(quick["score"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class QualityAlert:
+    source: str
+    status: Status
+    mean: float
+    window: int
+
+
+class QualityTracker:
+    def __init__(
+        self,
+        encode: EncodeMany,
+        baseline: float,
+        alert_threshold: float,
+        window: int = 50,
+        min_turns: int = 10,
+    ) -> None:
+        self.baseline = baseline
+        self.alert_threshold = alert_threshold
+        self._encode = encode
+        self._window = window
+        self._min_turns = min_turns  # fewer scores than this say nothing yet
+        self._scores: dict[str, deque[float]] = {}
+        self._by_state: dict[tuple[str, str], deque[float]] = {}  # (source, state): shown only
+        self._status: dict[str, Status] = {}
+        self._tasks = TaskScope("quality")
+        self.listeners: list[Callable[[QualityAlert], None]] = []
+        # Exporters: (the turn, its score, the score's parts).
+        self.score_listeners: list[Callable[[TurnEvent, float, dict[str, float]], None]] = []
+        self.scored = 0  # answers scored since start
+        self.skipped = 0  # answers left unscored because scoring was behind (under load)
+        self._warned_at = -SKIP_WARNING_EVERY_S
+
+    def turn_served(self, event: TurnEvent) -> None:
+        if event.source not in SCORED_SOURCES or not event.question or not event.answer:
+            return
+        scored = [event]
+        if event.would_be is not None:  # shadow: the fast tier's answer is judged too
+            would_be = event.would_be
+            scored.append(
+                replace(
+                    event,
+                    source=would_be.source,
+                    answer=would_be.answer,
+                    context=(),
+                    detail={"would_be": True, **would_be.detail},
+                    would_be=None,
+                )
+            )
+        for item in scored:
+            if self._tasks.running >= MAX_PENDING:
+                self.skipped += 1
+                if time.monotonic() - self._warned_at >= SKIP_WARNING_EVERY_S:
+                    self._warned_at = time.monotonic()
+                    log.warning(
+                        "quality scoring is behind (calls' embeddings go first); %d answers "
+                        "not scored so far", self.skipped,
+                    )  # fmt: skip
+                continue
+            self._tasks.spawn(self._score(item), name=f"score-{item.call_id}-{item.turn_id}")
+
+    async def _score(self, event: TurnEvent) -> None:
+        assert event.question is not None
+        context = list(event.context) if event.source == "llm" else []
+        reason = str(event.detail.get("reason", ""))
+        outcome = "timeout" if reason.startswith("timeout") else "fallback"
+        result = await score_texts(
+            self._encode,
+            event.question,
+            event.answer,
+            context or None,
+            outcome if event.source == "fallback" else "answer",
+            template_intent_score(event.detail) if event.source == "quick" else None,
+        )
+        parts = " ".join(f"{k}={v}" for k, v in result.parts.items())
+        notes = f" notes={';'.join(result.notes)}" if result.notes else ""
+        if event.detail.get("would_be"):
+            notes += " would_be=true"
+        log.info(
+            "[QUALITY] call=%s turn=%s source=%s state=%s mode=%s score=%s %s%s",
+            event.call_id,
+            event.turn_id,
+            event.source,
+            event.state,
+            event.mode,
+            result.score,
+            parts,
+            notes,
+        )
+        for listener in self.score_listeners:
+            try:
+                listener(event, result.score, result.parts)
+            except Exception:  # boundary: an exporter must not stop the tracker
+                log.exception("quality score listener failed")
+        by_state = self._by_state.get((event.source, event.state))
+        if by_state is None:
+            by_state = self._by_state[(event.source, event.state)] = deque(maxlen=self._window)
+        by_state.append(result.score)
+        self.scored += 1
+        self.record(event.source, result.score)
+
+    def record(self, source: str, score: float) -> None:
+        scores = self._scores.get(source)
+        if scores is None:
+            scores = self._scores[source] = deque(maxlen=self._window)
+        scores.append(score)
+        if len(scores) < self._min_turns:
+            return
+        mean = sum(scores) / len(scores)
+        status = self._judge(mean)
+        before = self._status.get(source, "good")
+        self._status[source] = status
+        if _RANK[status] > _RANK[before]:  # each step down is told: degraded, then poor
+            alert = QualityAlert(source, status, round(mean, 1), len(scores))
+            log.warning(
+                "[QUALITY_ALERT] source=%s status=%s mean=%s baseline=%s window=%d",
+                source,
+                status,
+                alert.mean,
+                self.baseline,
+                len(scores),
+            )
+            for listener in self.listeners:
+                listener(alert)
+
+    def _judge(self, mean: float) -> Status:
+        drop = self.baseline - mean
+        if drop <= self.alert_threshold:
+            return "good"
+        return "degraded" if drop <= 2 * self.alert_threshold else "poor"
+
+    def reset(self, source: str) -> None:
+        """Start a source's window afresh (after a rollback, the old scores say nothing)."""
+        self._scores.pop(source, None)
+        self._status.pop(source, None)
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        return {
+            source: {
+                "status": self._status.get(source, "good"),
+                "mean": round(sum(scores) / len(scores), 1),
+                "scored": len(scores),
+            }
+            for source, scores in sorted(self._scores.items())
+        }
+
+    def by_state(self) -> list[dict[str, object]]:
+        """Mean score per (source, state), over the same window length."""
+        return [
+            {"source": source, "state": state, "mean": round(sum(v) / len(v), 1), "scored": len(v)}
+            for (source, state), v in sorted(self._by_state.items())
+        ]
+
+    async def drain(self, wait_s: float) -> bool:
+        return await self._tasks.wait(wait_s)

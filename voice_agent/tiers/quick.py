@@ -1,0 +1,87 @@
+"""The quick tier: small talk answered from the template pack in about a millisecond, before
+the cache and the knowledge base. The library decides; this adapter supplies the embedding
+(shared with the tiers after it), the call's words and the state's restrictions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from quick_responses.responder import QuickDecision, QuickResponder
+from voice_agent.tiers.chain import say
+from voice_agent.turn import now
+from voice_agent.types import Action, Reply, TurnRequest, Vector
+
+Embed = Callable[[str], Awaitable[Vector]]
+
+RECENT_TURNS = 4  # agent turns whose wording is not repeated word for word
+
+
+def explain_decision(decision: QuickDecision) -> dict[str, object]:
+    return {
+        "intent": decision.intent,
+        "answer": decision.answer,
+        "score": round(decision.score, 4),
+        "kind": decision.kind,
+        "example": decision.example,
+        "guard": decision.guard,
+        "scorer": "head" if decision.predicted is not None else "nearest example",
+        "predicted": decision.predicted,
+        "candidates": [
+            {"intent": c.intent, "score": c.score, "threshold": c.threshold, "example": c.example}
+            for c in decision.candidates
+        ],
+    }
+
+
+class QuickTier:
+    name = "quick"
+
+    def __init__(self, responder: QuickResponder, embed: Embed, context: Mapping[str, str]) -> None:
+        self.responder = responder
+        self._embed = embed
+        self._context = dict(context)
+
+    async def decide(self, request: TurnRequest) -> QuickDecision:
+        """The library's decision, computing (and keeping on the request) the embedding if
+        the text needs one."""
+        if request.vector is None and self.responder.needs_vector(request.text):
+            started = now()
+            request.vector = await self._embed(request.text)
+            request.record.add_duration("embedding", started)
+        allowed = request.quick_intents
+        return self.responder.decide(request.text, request.vector, allowed)
+
+    async def respond(self, request: TurnRequest) -> Reply | None:
+        started = now()
+        decision = await self.decide(request)
+        request.record.add_duration("quick", started)
+        if not decision.answer or decision.intent is None:
+            request.quick = decision  # the next tiers and explain can see why it passed
+            return None
+        spoken = [m.content for m in request.history if m.role == "assistant" and m.content]
+        text, template = self.responder.reply(
+            decision,
+            request.state,
+            {**self._context, **request.context},
+            spoken[-RECENT_TURNS:],
+            spoken[-1] if spoken else None,
+        )
+        spec = self.responder.pack.intents[decision.intent]
+        actions = []
+        if spec.ends_call:
+            actions.append(Action("hangup"))
+        elif spec.action == "transfer":
+            actions.append(Action("transfer"))
+        return Reply(
+            source="quick",
+            pieces=say(text),
+            detail={
+                "quick": {
+                    "intent": decision.intent,
+                    "score": round(decision.score, 4),
+                    "kind": decision.kind,
+                    "template": template,
+                },
+            },
+            actions=actions,
+        )
