@@ -94,3 +94,33 @@ class FailingTier:
 
     async def respond(self, request: TurnRequest) -> Reply:
         raise RuntimeError("a bug in a tier")
+
+
+class VirtualClock:
+    """A clock for timeout tests: `sleep` waits until `advance` moves the clock past its
+    deadline, so a test decides when time passes and never waits on the real clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + seconds, future))
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock, wake every sleeper now due, and let what they start run."""
+        self.now += seconds
+        due = [f for at, f in self._sleepers if at <= self.now]
+        self._sleepers = [(at, f) for at, f in self._sleepers if at > self.now]
+        for future in due:
+            if not future.done():
+                future.set_result(None)
+        await settle()
+
+
+async def settle(rounds: int = 20) -> None:
+    """Let every ready task run until each waits on something not yet due."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)

@@ -153,16 +153,6 @@ states:
         assert (await client.recv())["type"] == "call.ended"
 
 
-async def test_speaking_before_the_timeout_cancels_the_reminder(
-    make_service: Callable[..., Service], running: Any
-) -> None:
-    service = make_service(FakeLLM(), VOICE_AGENT_DEFAULT_FLOW="pharmacy")
-    async with running(service) as url, call(url) as client:
-        await greeted(client)
-        frames = await client.ask("what are your hours?")
-        assert [f["type"] for f in frames].count("agent.done") == 1  # no reminder in between
-
-
 async def test_the_flow_is_chosen_by_name_and_an_unknown_one_is_refused(
     make_service: Callable[..., Service], running: Any
 ) -> None:

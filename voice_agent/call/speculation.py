@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from voice_agent.tasks import TaskScope
+from voice_agent.turn import TurnRecord, now
 from voice_agent.types import Passage, Retriever, Vector
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,16 @@ class Speculator:
                 self._ready = Prepared(self._working, vector, passages)
             finally:
                 self._working = None
+
+    async def take_for(self, text: str, record: TurnRecord) -> Prepared | None:
+        """`take` for a final utterance, timed on its turn's record when there was anything to
+        wait for."""
+        if not self.partials:
+            return None
+        started = now()
+        prepared = await self.take(text)
+        record.add_duration("speculation_wait", started)
+        return prepared
 
     async def take(self, text: str) -> Prepared | None:
         """The work done for these words, waiting for it if it is under way; None when the

@@ -1,0 +1,187 @@
+"""One turn's words on their way to the caller: the flow's, then the tiers' answer streamed
+piece by piece, with the shadow probe beside it. The session decides what a turn is; this
+module only delivers it and reports what was said."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import state_machine as sm
+from voice_agent.call.config import LiveCall
+from voice_agent.call.plan import TurnPlan
+from voice_agent.events import AgentEvent, Delta, Done, Listening
+from voice_agent.tasks import TaskScope
+from voice_agent.telemetry.event import TurnEvent
+from voice_agent.turn import TurnRecord
+from voice_agent.types import (
+    Action,
+    Message,
+    Passage,
+    Responder,
+    Source,
+    TurnRequest,
+    Vector,
+    WouldBe,
+)
+
+Send = Callable[[AgentEvent], Awaitable[None]]
+
+END_REASONS = {"hangup": "agent_hangup", "transfer": "transfer"}  # actions that end the call
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """The caller's words that a turn answers, with the work already done on them."""
+
+    text: str
+    vector: Vector | None = None  # computed for intent matching or on the partials
+    passages: Sequence[Passage] | None = None  # retrieved on the partials
+
+
+@dataclass(slots=True)
+class Answered:
+    """What the tiers' answer turned out to be, once its stream ended."""
+
+    source: Source
+    detail: dict[str, Any]
+    context: list[str]
+    actions: list[Action]
+    would_be: WouldBe | None = None
+
+
+@dataclass(slots=True)
+class Speaker:
+    """Sends a turn's pieces as deltas and keeps what was said in the history's message, so
+    that a turn cut short leaves only what went out."""
+
+    send: Send
+    record: TurnRecord
+    said: Message
+    spoken: list[str] = field(default_factory=list)
+
+    async def speak(self, piece: str, starts_part: bool = False) -> None:
+        # The flow's words and the tiers' answer are two parts of one turn: a space goes
+        # between them. Within a part, pieces carry their own spacing (a word may come in
+        # several pieces).
+        if starts_part and self.spoken and not piece.startswith(" "):
+            piece = " " + piece
+        await self.send(Delta(self.record.turn_id, piece))
+        self.record.first_token_sent()
+        self.spoken.append(piece)
+        self.said.content = "".join(self.spoken).strip()
+
+
+async def answer(
+    responder: Responder,
+    request: TurnRequest,
+    plan: TurnPlan,
+    speaker: Speaker,
+    tasks: TaskScope,
+    shadow_wait_s: float,
+) -> Answered:
+    """Let the tiers answer `request` through `speaker`; in shadow mode, ask the fast tiers
+    what they would have said, beside it."""
+    probe = None
+    if plan.shadow_tiers:
+        ask = replace(
+            request,
+            tiers=plan.shadow_tiers,
+            record=TurnRecord(request.call_id, request.turn_id),
+        )
+        probe = tasks.spawn(responder.would_be(ask), name="shadow")
+    reply = await responder.respond(request)
+    speaker.said.source = reply.source  # set now: a cut-off answer stays in the history
+    first = True
+    async with aclosing(reply.pieces):
+        async for piece in reply.pieces:
+            if piece:
+                await speaker.speak(piece, starts_part=first)
+                first = False
+    speaker.said.source = reply.source
+    would_be = await _would_be(probe, shadow_wait_s) if probe is not None else None
+    return Answered(reply.source, dict(reply.detail), reply.context, list(reply.actions), would_be)
+
+
+async def _would_be(probe: asyncio.Task[WouldBe | None], wait_s: float) -> WouldBe | None:
+    done, _ = await asyncio.wait({probe}, timeout=wait_s)
+    if done and not probe.cancelled() and probe.exception() is None:
+        return probe.result()
+    return None
+
+
+def turn_request(
+    live: LiveCall,
+    record: TurnRecord,
+    decision: sm.Decision,
+    plan: TurnPlan,
+    question: Question,
+) -> TurnRequest:
+    """What the tiers are asked: the question, the plan's budgets and tiers, the call's context."""
+    slots = dict(live.state.slots)
+    return TurnRequest(
+        call_id=record.call_id,
+        turn_id=record.turn_id,
+        text=question.text,
+        state=decision.state,
+        history=tuple(live.history[:-2]),  # before this utterance and this answer
+        record=record,
+        task=decision.task,
+        budgets=plan.budgets,
+        cacheable=decision.cacheable,
+        tiers=plan.tiers,
+        vector=question.vector,
+        passages=question.passages,
+        quick_intents=decision.quick_intents,
+        context={**live.context, **slots},
+        flow=live.flow.name,
+        private=(*slots.values(), *live.metadata),
+        shadow=bool(plan.shadow_tiers),  # the served path lets the cache learn
+    )
+
+
+def flow_action(action: sm.Action) -> Action:
+    params: dict[str, Any] = {}
+    if action.name == "transfer":
+        params["to"] = action.value
+    elif action.name == "dtmf":
+        params["digits"] = action.value
+    return Action(action.name, params)
+
+
+def turn_event(
+    call_id: str,
+    flow: str,
+    mode: str,
+    done: Done,
+    question: Question | None,
+    answered: Answered | None,
+) -> TurnEvent:
+    """What the observers are told of a finished turn: what the frontend was told, and more."""
+    return TurnEvent(
+        call_id=call_id,
+        turn_id=done.turn_id,
+        flow=flow,
+        state=done.state,
+        mode=mode,
+        source=done.source,
+        question=question.text if question is not None else None,
+        answer=done.text,
+        latency_ms=done.latency_ms,
+        detail=done.detail,
+        context=tuple(answered.context) if answered is not None else (),
+        would_be=answered.would_be if answered is not None else None,
+    )
+
+
+async def say_fallback(
+    send: Send, turn_id: int, said: Message, state: str, remember: Callable[[Message], None]
+) -> None:
+    """A turn that broke: the caller hears the fallback line and the call goes on."""
+    await send(Delta(turn_id, said.content))
+    remember(said)
+    await send(Done(turn_id, said.content, "fallback", state, {}, {"reason": "internal_error"}))
+    await send(Listening(turn_id))
