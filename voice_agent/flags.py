@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voice_agent.listeners import Listeners
+
 log = logging.getLogger(__name__)
 
 ModeName = Literal["disabled", "shadow", "enabled"]
@@ -69,7 +71,7 @@ class FlagStore:
         self._flags = flags
         self._audit_log = audit_log
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[Flags], None]] = []
+        self._listeners: Listeners[[Flags]] = Listeners("flags")
 
     @property
     def current(self) -> Flags:
@@ -104,8 +106,7 @@ class FlagStore:
                           exc_info=True)  # fmt: skip
             self._flags = new
         log.warning("flags changed by %s: %s", who, {k: getattr(new, k) for k in changed})
-        for listener in self._listeners:
-            listener(new)
+        self._listeners.notify(new)
         return new
 
     def _audit(self, who: str, old: dict[str, Any], new: dict[str, Any]) -> None:

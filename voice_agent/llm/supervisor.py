@@ -24,13 +24,14 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import httpx
 
 from voice_agent.errors import ConfigError
+from voice_agent.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ModelSupervisor:
         self.restarts = 0
         self.last_exit: str | None = None
         self.since = time.monotonic()
-        self.on_ready: list[Callable[[str], None]] = []
+        self.on_ready: Listeners[[str]] = Listeners("model ready")
         self._proc: subprocess.Popen[bytes] | None = None
         self._ready_at = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -180,8 +181,7 @@ class ModelSupervisor:
         self._proc = proc
         self.base_url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
         self._ready_at = time.monotonic()
-        for listener in self.on_ready:
-            listener(self.base_url)
+        self.on_ready.notify(self.base_url)
         self._set_state("ready")
 
     def _stop_child(self) -> None:

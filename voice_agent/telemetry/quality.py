@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from voice_agent.listeners import Listeners
 from voice_agent.quality.score import QualityScore, score_answer
 from voice_agent.rag.encoder import Vectors
 from voice_agent.tasks import TaskScope
@@ -84,9 +85,11 @@ class QualityTracker:
         self._by_state: dict[tuple[str, str], deque[float]] = {}  # (source, state): shown only
         self._status: dict[str, Status] = {}
         self._tasks = TaskScope("quality")
-        self.listeners: list[Callable[[QualityAlert], None]] = []
+        self.listeners: Listeners[[QualityAlert]] = Listeners("quality alert")
         # Exporters: (the turn, its score, the score's parts).
-        self.score_listeners: list[Callable[[TurnEvent, float, dict[str, float]], None]] = []
+        self.score_listeners: Listeners[[TurnEvent, float, dict[str, float]]] = Listeners(
+            "quality score"
+        )
         self.scored = 0  # answers scored since start
         self.skipped = 0  # answers left unscored because scoring was behind (under load)
         self._warned_at = -SKIP_WARNING_EVERY_S
@@ -147,11 +150,7 @@ class QualityTracker:
             parts,
             notes,
         )
-        for listener in self.score_listeners:
-            try:
-                listener(event, result.score, result.parts)
-            except Exception:  # boundary: an exporter must not stop the tracker
-                log.exception("quality score listener failed")
+        self.score_listeners.notify(event, result.score, result.parts)
         by_state = self._by_state.get((event.source, event.state))
         if by_state is None:
             by_state = self._by_state[(event.source, event.state)] = deque(maxlen=self._window)
@@ -180,8 +179,7 @@ class QualityTracker:
                 self.baseline,
                 len(scores),
             )
-            for listener in self.listeners:
-                listener(alert)
+            self.listeners.notify(alert)
 
     def _judge(self, mean: float) -> Status:
         drop = self.baseline - mean

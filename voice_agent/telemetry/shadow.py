@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 
 import numpy as np
 
+from voice_agent.listeners import Listeners
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry.event import TurnEvent
 from voice_agent.telemetry.quality import EncodeMany
@@ -24,7 +24,7 @@ class ShadowRecorder:
     def __init__(self, encode: EncodeMany) -> None:
         self._encode = encode
         self._tasks = TaskScope("shadow")
-        self.listeners: list[Callable[[dict[str, object]], None]] = []  # the telemetry file
+        self.listeners: Listeners[[dict[str, object]]] = Listeners("shadow")  # the telemetry file
 
     def turn_served(self, event: TurnEvent) -> None:
         if event.would_be is None or self._tasks.running >= MAX_PENDING:
@@ -54,8 +54,7 @@ class ShadowRecorder:
             "similarity": round(float(np.dot(served, other)), 4),
         }
         log.info("[SHADOW] %s", json.dumps(record, separators=(",", ":")))
-        for listener in self.listeners:
-            listener(record)
+        self.listeners.notify(record)
 
     async def drain(self, wait_s: float) -> bool:
         return await self._tasks.wait(wait_s)
