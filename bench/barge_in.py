@@ -41,7 +41,7 @@ from turn_latency import Server, percentile, row
 
 from voice_agent.llm.local import LocalModel
 from voice_agent.server.app import create_app
-from voice_agent.server.service import build_service
+from voice_agent.server.build import build_service
 from voice_agent.settings import load_settings
 from voice_agent.tiers.knowledge import KnowledgeTier
 from voice_agent.types import Message

@@ -50,8 +50,10 @@ import websockets
 
 from voice_agent.cache.warming import WarmAnswer, answering_scopes, generate
 from voice_agent.rag.encoder import Encoder, load_sentence_model
+from voice_agent.server import admin
 from voice_agent.server.app import create_app
-from voice_agent.server.service import Service, build_service
+from voice_agent.server.build import build_service
+from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Message
@@ -250,7 +252,7 @@ async def warm(service: Service, questions: list[str]) -> int:
         )
         if reply.source == "llm" and reply.answer
     ]
-    return await service.warm_cache(answers)
+    return await admin.warm_cache(service, answers)
 
 
 async def drive(

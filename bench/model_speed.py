@@ -105,7 +105,7 @@ def main() -> None:
     alone = None
     if args.boundary:
         from voice_agent.llm.local import start_model_process
-        from voice_agent.server.service import model_supervisor_config
+        from voice_agent.server.build import model_supervisor_config
 
         supervisor = start_model_process(model_path, model_supervisor_config(settings))
         assert supervisor.base_url is not None

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from turn_latency import Server, percentile, row, timed_turn
 
 from voice_agent.server.app import create_app
-from voice_agent.server.service import build_service
+from voice_agent.server.build import build_service
 from voice_agent.settings import load_settings
 from voice_agent.tiers.cache import CacheTier
 

@@ -39,7 +39,7 @@ import websockets
 from voice_agent.llm.llama_model import LlamaModel
 from voice_agent.llm.local import LocalModel
 from voice_agent.server.app import create_app
-from voice_agent.server.service import build_service, local_model_path
+from voice_agent.server.build import build_service, local_model_path
 from voice_agent.settings import load_settings
 from voice_agent.tiers.knowledge import KnowledgeTier
 from voice_agent.types import Message

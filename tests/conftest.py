@@ -16,7 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.server.app import create_app
-from voice_agent.server.service import Service, build_service
+from voice_agent.server.build import build_service
+from voice_agent.server.service import Service
 from voice_agent.settings import Settings, load_settings
 from voice_agent.types import LLMClient
 

@@ -10,7 +10,8 @@ import pytest
 
 from voice_agent.llm.openai_client import OpenAILLM
 from voice_agent.rag.encoder import Encoder
-from voice_agent.server.service import Service, build_llm, build_service
+from voice_agent.server.build import build_llm, build_service
+from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
 
 from ..conftest import call, serve

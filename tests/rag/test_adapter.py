@@ -21,7 +21,7 @@ from voice_agent.rag.encoder import (
     load_sentence_model,
 )
 from voice_agent.rag.onnx_encoder import onnx_forward
-from voice_agent.server.service import encoder_model
+from voice_agent.server.build import encoder_model
 from voice_agent.settings import load_settings
 
 pytestmark = pytest.mark.model

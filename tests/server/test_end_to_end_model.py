@@ -16,7 +16,8 @@ from voice_agent.llm.local import LocalModel, bundled_model_path, start_model_pr
 from voice_agent.llm.supervisor import ModelSupervisor
 from voice_agent.rag.encoder import Encoder
 from voice_agent.server.app import create_app
-from voice_agent.server.service import Service, build_service, model_supervisor_config
+from voice_agent.server.build import build_service, model_supervisor_config
+from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
 from voice_agent.types import Message
 

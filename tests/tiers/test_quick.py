@@ -13,7 +13,8 @@ import pytest
 from quick_responses.responder import QuickResponder
 from voice_agent.cli import main
 from voice_agent.rag.encoder import Encoder
-from voice_agent.server.service import Service, build_quick_tier
+from voice_agent.server.build import build_quick_tier
+from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
 
 from ..conftest import CallClient, call

@@ -28,7 +28,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    from voice_agent.server.service import build_service
+    from voice_agent.server.build import build_service
 
     # Built before the server starts, so that a model or setting that cannot work stops
     # start-up with one line (see main) instead of a traceback from inside the server.
@@ -67,9 +67,9 @@ def explain(args: argparse.Namespace) -> int:
     """Ask a running service (--url) or, with --offline, build one here and ask it."""
     body = {"text": args.text, "flow": args.flow, "state": args.state}
     if args.offline:
+        from voice_agent.server.build import build_service
         from voice_agent.server.explain import ExplainError
         from voice_agent.server.explain import explain as explain_text
-        from voice_agent.server.service import build_service
         from voice_agent.settings import load_settings
 
         service = build_service(load_settings())
@@ -93,7 +93,7 @@ def explain(args: argparse.Namespace) -> int:
 def warm(args: argparse.Namespace) -> int:
     """Generate answers to frequent questions with the configured LLM, into a warm file."""
     from voice_agent.cache.warming import WarmAnswer, answering_scopes, generate, write_warm_file
-    from voice_agent.server.service import build_service
+    from voice_agent.server.build import build_service
     from voice_agent.settings import load_settings
     from voice_agent.turn import TurnRecord
 

@@ -23,10 +23,12 @@ from voice_agent.frontends import native, twilio_relay
 from voice_agent.frontends.frames import too_large
 from voice_agent.frontends.twilio_signature import twilio_signature_ok
 from voice_agent.rag.documents import Document
+from voice_agent.server import admin
+from voice_agent.server.build import build_service
 from voice_agent.server.chat import ChatCalls, chat_router
 from voice_agent.server.explain import ExplainError, explain
 from voice_agent.server.retell import RetellCalls, retell_router
-from voice_agent.server.service import Service, build_service
+from voice_agent.server.service import Service
 from voice_agent.settings import Settings
 from voice_agent.tasks import TaskScope
 from voice_agent.turn import now
@@ -107,7 +109,7 @@ def create_app(
                 "version": svc.knowledge.version,
                 "fingerprint": svc.knowledge.fingerprint,
             },
-            "cache": svc.cache_status(),
+            "cache": admin.cache_status(svc),
             "latency_ms": svc.latency.snapshot(),
             "quality": svc.quality.snapshot() if svc.quality is not None else None,
             "flows": sorted(svc.flows.flows),
@@ -119,7 +121,7 @@ def create_app(
     async def health() -> dict[str, object]:
         """Live stats over the last turns, for people and dashboards."""
         svc: Service = app.state.service
-        return {"status": "ok", "active_calls": app.state.active_calls, **svc.live_stats()}
+        return {"status": "ok", "active_calls": app.state.active_calls, **admin.live_stats(svc)}
 
     @app.get("/ready")
     async def ready() -> Response:
@@ -176,7 +178,7 @@ def create_app(
     async def quality_score(body: QualityBody) -> dict[str, Any]:
         """Why an answer scores what it scores: the total and each part."""
         svc: Service = app.state.service
-        return await svc.score(body.question, body.answer, body.context)
+        return await admin.score(svc, body.question, body.answer, body.context)
 
     @app.get("/v1/admin/flags")
     async def get_flags() -> dict[str, Any]:
@@ -203,7 +205,7 @@ def create_app(
     @app.post("/v1/admin/cache/flush")
     async def flush_cache() -> dict[str, object]:
         svc: Service = app.state.service
-        return await svc.flush_cache()
+        return await admin.flush_cache(svc)
 
     @app.post("/v1/ingest")
     async def ingest(body: IngestBody) -> dict[str, object]:
@@ -216,7 +218,7 @@ def create_app(
             index = await svc.knowledge.add(docs)
         except KnowledgeBaseError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        dropped = await svc.after_ingest()
+        dropped = await admin.after_ingest(svc)
         return {
             "added": len(docs),
             "documents": svc.knowledge.document_count,
