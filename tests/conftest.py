@@ -39,8 +39,11 @@ def settings_factory() -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def make_service(encoder: Encoder) -> Callable[..., Service]:
-    """A real service (demo knowledge base, real encoder) around the LLM a test chooses."""
+async def make_service(encoder: Encoder) -> AsyncIterator[Callable[..., Service]]:
+    """A real service (demo knowledge base, real encoder) around the LLM a test chooses;
+    closed after the test (its telemetry file and DogStatsD socket with it), the shared
+    encoder and the test's LLM left open."""
+    made: list[Service] = []
 
     def make(llm: LLMClient | None = None, **overrides: Any) -> Service:
         # The plain question-and-answer flow unless a test asks for another; the response
@@ -48,9 +51,12 @@ def make_service(encoder: Encoder) -> Callable[..., Service]:
         overrides.setdefault("VOICE_AGENT_DEFAULT_FLOW", "qa")
         overrides.setdefault("VOICE_AGENT_RESPONSE_CACHE", False)
         settings = load_settings(**overrides)
-        return build_service(settings, encoder=encoder, llm=llm or FakeLLM())
+        made.append(build_service(settings, encoder=encoder, llm=llm or FakeLLM()))
+        return made[-1]
 
-    return make
+    yield make
+    for service in made:
+        await service.aclose()
 
 
 @asynccontextmanager

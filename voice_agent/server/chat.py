@@ -28,6 +28,7 @@ from voice_agent.frontends.openai_chat import (
     caller_turn,
 )
 from voice_agent.server.service import Service
+from voice_agent.server.state import app_state
 from voice_agent.types import Message
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def chat_router() -> APIRouter:
 
     @router.post("/v1/chat/completions", response_model=None)
     async def completions(body: ChatBody, request: Request) -> Any:
-        calls: ChatCalls = request.app.state.chat_calls
+        calls = app_state(request).chat_calls
         try:
             text, history = caller_turn(body)
         except ChatError as exc:

@@ -28,6 +28,7 @@ from voice_agent.events import AgentEvent, CallStart, Ended, ErrorEvent
 from voice_agent.frontends import retell
 from voice_agent.frontends.frames import too_large
 from voice_agent.server.service import Service
+from voice_agent.server.state import app_state
 from voice_agent.tasks import TaskScope
 
 log = logging.getLogger(__name__)
@@ -233,10 +234,10 @@ def retell_router() -> APIRouter:
 
     @router.websocket("/retell/llm/{call_id}")
     async def retell_llm(ws: WebSocket, call_id: str) -> None:
-        state = ws.app.state
-        svc: Service = state.service
+        state = app_state(ws)
+        svc = state.service
         await ws.accept()
-        calls: RetellCalls = state.retell_calls
+        calls = state.retell_calls
         call_id = call_id[:128]
         resumed = calls.opened(call_id)
         call = calls.take(call_id)
