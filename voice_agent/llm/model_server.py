@@ -123,6 +123,61 @@ class MainThreadExecutor(Executor):
                 future.set_exception(exc)
 
 
+async def generate(
+    model: Any,
+    activity: Activity,
+    executor: Executor,
+    messages: Sequence[Message],
+    max_tokens: int,
+    temperature: float | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """The model's chunks for one request, made on `executor` and handed to the event loop;
+    when the consumer stops (the client left), the model stops at its next token."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[dict[str, Any] | _End | BaseException] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(item: dict[str, Any] | _End | BaseException) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop closed while the model was still working
+            stop.set()
+
+    def produce() -> None:
+        if stop.is_set():  # the client left while waiting for the model
+            put(_END)
+            return
+        activity.busy, activity.last_progress = True, time.monotonic()
+        activity.generations += 1
+        pieces = model.chunks(messages, max_tokens, temperature)
+        try:
+            for chunk in pieces:
+                activity.last_progress = time.monotonic()
+                if stop.is_set():
+                    break
+                chunk["model"] = "local"  # not the file's path, on every token
+                put(chunk)
+        except Exception as exc:  # task boundary: the failure goes to the client
+            put(exc)
+        finally:
+            pieces.close()
+            activity.busy, activity.last_stopped = False, time.monotonic()
+            put(_END)
+
+    loop.run_in_executor(executor, produce)
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:  # the client left, or the answer is complete
+        activity.last_released = time.monotonic()
+        stop.set()  # the model stops at its next token
+
+
 def build_app(model: Any, activity: Activity, executor: Executor | None = None) -> Any:
     """A Starlette app around `model` (a `LlamaModel`, or anything with its `chunks`); its
     generations run on `executor` (default: a thread of their own)."""
@@ -133,53 +188,6 @@ def build_app(model: Any, activity: Activity, executor: Executor | None = None) 
 
     executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
-    async def chunks(
-        messages: Sequence[Message], max_tokens: int, temperature: float | None
-    ) -> AsyncIterator[dict[str, Any]]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Any] | _End | BaseException] = asyncio.Queue()
-        stop = threading.Event()
-
-        def put(item: dict[str, Any] | _End | BaseException) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop closed while the model was still working
-                stop.set()
-
-        def produce() -> None:
-            if stop.is_set():  # the client left while waiting for the model
-                put(_END)
-                return
-            activity.busy, activity.last_progress = True, time.monotonic()
-            activity.generations += 1
-            pieces = model.chunks(messages, max_tokens, temperature)
-            try:
-                for chunk in pieces:
-                    activity.last_progress = time.monotonic()
-                    if stop.is_set():
-                        break
-                    chunk["model"] = "local"  # not the file's path, on every token
-                    put(chunk)
-            except Exception as exc:  # task boundary: the failure goes to the client
-                put(exc)
-            finally:
-                pieces.close()
-                activity.busy, activity.last_stopped = False, time.monotonic()
-                put(_END)
-
-        loop.run_in_executor(executor, produce)
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, _End):
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:  # the client left, or the answer is complete
-            activity.last_released = time.monotonic()
-            stop.set()  # the model stops at its next token
-
     async def completions(request: Request) -> Response:
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
@@ -188,7 +196,7 @@ def build_app(model: Any, activity: Activity, executor: Executor | None = None) 
             messages, max_tokens, temperature, stream = parse_request(json.loads(raw))
         except (ValueError, BadRequest) as exc:
             return _error(400, str(exc))
-        pieces = chunks(messages, max_tokens, temperature)
+        pieces = generate(model, activity, executor, messages, max_tokens, temperature)
         if stream:
             return StreamingResponse(_sse(pieces), media_type="text/event-stream")
         try:

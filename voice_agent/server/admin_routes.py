@@ -39,70 +39,77 @@ class IngestBody(BaseModel):
     documents: list[IngestDocument] = Field(min_length=1, max_length=MAX_INGEST_DOCUMENTS)
 
 
+router = APIRouter()
+
+
+@router.post("/v1/explain")
+async def explain_text(body: ExplainBody, request: Request) -> dict[str, Any]:
+    try:
+        return await explain(app_state(request).service, body.text, body.flow, body.state)
+    except ExplainError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+@router.post("/v1/quality/score")
+async def quality_score(body: QualityBody, request: Request) -> dict[str, Any]:
+    """Why an answer scores what it scores: the total and each part."""
+    svc = app_state(request).service
+    return await score(svc, body.question, body.answer, body.context)
+
+
+@router.get("/v1/admin/flags")
+async def get_flags(request: Request) -> dict[str, Any]:
+    svc = app_state(request).service
+    assert svc.flags is not None
+    return svc.flags.as_dict()
+
+
+@router.patch("/v1/admin/flags")
+async def patch_flags(
+    patch: FlagsPatch,
+    request: Request,
+    x_actor: str | None = Header(default=None, max_length=200),
+) -> dict[str, Any]:
+    """Change flags from the next turn on; `X-Actor` names who did it in the audit log."""
+    svc = app_state(request).service
+    assert svc.flags is not None
+    try:
+        svc.flags.change(patch, who=x_actor or "unknown")
+    except FlagError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    except OSError as exc:
+        detail = f"the audit log cannot be written ({exc}); the change was not made"
+        raise HTTPException(status_code=503, detail=detail) from exc
+    return svc.flags.as_dict()
+
+
+@router.post("/v1/admin/cache/flush")
+async def flush(request: Request) -> dict[str, object]:
+    svc = app_state(request).service
+    return await flush_cache(svc)
+
+
+@router.post("/v1/ingest")
+async def ingest(body: IngestBody, request: Request) -> dict[str, object]:
+    svc = app_state(request).service
+    docs = [
+        Document(d.id.strip(), (d.title or d.id).strip(), d.text.strip()) for d in body.documents
+    ]
+    try:
+        index = await svc.knowledge.add(docs)
+    except KnowledgeBaseError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    dropped = await after_ingest(svc)
+    return {
+        "added": len(docs),
+        "documents": svc.knowledge.document_count,
+        "chunks": len(index.chunks),
+        "version": index.version,
+        "fingerprint": svc.knowledge.fingerprint,
+        "cache_dropped": dropped,
+    }
+
+
 def admin_router() -> APIRouter:
-    router = APIRouter()
-
-    @router.post("/v1/explain")
-    async def explain_text(body: ExplainBody, request: Request) -> dict[str, Any]:
-        try:
-            return await explain(app_state(request).service, body.text, body.flow, body.state)
-        except ExplainError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-
-    @router.post("/v1/quality/score")
-    async def quality_score(body: QualityBody, request: Request) -> dict[str, Any]:
-        """Why an answer scores what it scores: the total and each part."""
-        svc = app_state(request).service
-        return await score(svc, body.question, body.answer, body.context)
-
-    @router.get("/v1/admin/flags")
-    async def get_flags(request: Request) -> dict[str, Any]:
-        svc = app_state(request).service
-        assert svc.flags is not None
-        return svc.flags.as_dict()
-
-    @router.patch("/v1/admin/flags")
-    async def patch_flags(
-        patch: FlagsPatch,
-        request: Request,
-        x_actor: str | None = Header(default=None, max_length=200),
-    ) -> dict[str, Any]:
-        """Change flags from the next turn on; `X-Actor` names who did it in the audit log."""
-        svc = app_state(request).service
-        assert svc.flags is not None
-        try:
-            svc.flags.change(patch, who=x_actor or "unknown")
-        except FlagError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        except OSError as exc:
-            detail = f"the audit log cannot be written ({exc}); the change was not made"
-            raise HTTPException(status_code=503, detail=detail) from exc
-        return svc.flags.as_dict()
-
-    @router.post("/v1/admin/cache/flush")
-    async def flush(request: Request) -> dict[str, object]:
-        svc = app_state(request).service
-        return await flush_cache(svc)
-
-    @router.post("/v1/ingest")
-    async def ingest(body: IngestBody, request: Request) -> dict[str, object]:
-        svc = app_state(request).service
-        docs = [
-            Document(d.id.strip(), (d.title or d.id).strip(), d.text.strip())
-            for d in body.documents
-        ]
-        try:
-            index = await svc.knowledge.add(docs)
-        except KnowledgeBaseError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        dropped = await after_ingest(svc)
-        return {
-            "added": len(docs),
-            "documents": svc.knowledge.document_count,
-            "chunks": len(index.chunks),
-            "version": index.version,
-            "fingerprint": svc.knowledge.fingerprint,
-            "cache_dropped": dropped,
-        }
-
+    """This module's routes, for the app to include."""
     return router

@@ -27,49 +27,54 @@ from voice_agent.turn import now
 log = logging.getLogger(__name__)
 
 
+router = APIRouter()
+
+
+@router.post("/twilio/voice")
+async def twilio_voice(request: Request) -> Response:
+    """TwiML that connects a Twilio call to /twilio/relay (set as the number's voice URL)."""
+    base = str(request.base_url).rstrip("/")
+    relay = "wss" + base.removeprefix("https").removeprefix("http") + "/twilio/relay"
+    twiml = (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+        f'<ConversationRelay url="{relay}" interruptible="true" '
+        'welcomeGreeting="" /></Connect></Response>'
+    )
+    return Response(twiml, media_type="application/xml")
+
+
+@router.websocket("/twilio/relay")
+async def twilio_relay_call(ws: WebSocket) -> None:
+    state = app_state(ws)
+    svc = state.service
+    token = svc.settings.twilio_auth_token
+    if token and not twilio_signature_ok(
+        token, str(ws.url), ws.headers.get("x-twilio-signature", "")
+    ):
+        log.warning("refused a ConversationRelay upgrade with a bad X-Twilio-Signature")
+        await ws.close(code=1008)
+        return
+    await ws.accept()
+    state.active_calls += 1
+    try:
+        await serve_call(ws, svc, TWILIO_RELAY)
+    finally:
+        state.active_calls -= 1
+
+
+@router.websocket("/v1/calls")
+async def calls(ws: WebSocket) -> None:
+    await ws.accept()
+    state = app_state(ws)
+    state.active_calls += 1
+    try:
+        await serve_call(ws, state.service)
+    finally:
+        state.active_calls -= 1
+
+
 def calls_router() -> APIRouter:
-    router = APIRouter()
-
-    @router.post("/twilio/voice")
-    async def twilio_voice(request: Request) -> Response:
-        """TwiML that connects a Twilio call to /twilio/relay (set as the number's voice URL)."""
-        base = str(request.base_url).rstrip("/")
-        relay = "wss" + base.removeprefix("https").removeprefix("http") + "/twilio/relay"
-        twiml = (
-            '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
-            f'<ConversationRelay url="{relay}" interruptible="true" '
-            'welcomeGreeting="" /></Connect></Response>'
-        )
-        return Response(twiml, media_type="application/xml")
-
-    @router.websocket("/twilio/relay")
-    async def twilio_relay_call(ws: WebSocket) -> None:
-        state = app_state(ws)
-        svc = state.service
-        token = svc.settings.twilio_auth_token
-        if token and not twilio_signature_ok(
-            token, str(ws.url), ws.headers.get("x-twilio-signature", "")
-        ):
-            log.warning("refused a ConversationRelay upgrade with a bad X-Twilio-Signature")
-            await ws.close(code=1008)
-            return
-        await ws.accept()
-        state.active_calls += 1
-        try:
-            await serve_call(ws, svc, TWILIO_RELAY)
-        finally:
-            state.active_calls -= 1
-
-    @router.websocket("/v1/calls")
-    async def calls(ws: WebSocket) -> None:
-        await ws.accept()
-        state = app_state(ws)
-        state.active_calls += 1
-        try:
-            await serve_call(ws, state.service)
-        finally:
-            state.active_calls -= 1
-
+    """This module's routes, for the app to include."""
     return router
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import state_machine as sm
+from quick_responses.intents import IntentMatch
 from voice_agent.cache import guards as cache_guards
 from voice_agent.cache.policy import Neighbour, neighbourhood
 from voice_agent.cache.store import CacheHit, CacheScope
@@ -38,24 +39,7 @@ async def explain(
     _, decision = sm.step(flow, call, sm.Utterance(text, match.intent if match else None), context)
     out: dict[str, Any] = {
         "text": text,
-        "flow": {
-            "name": flow.name,
-            "state": state,
-            "candidate_intents": candidates,
-            "intent": None
-            if match is None
-            else {
-                "name": match.intent,
-                "score": match.score,
-                "kind": match.kind,
-                "example": match.example,
-            },
-            "next_state": decision.state,
-            "reason": decision.reason,
-            "says": decision.say,
-            "answers_with_tiers": decision.respond,
-            "tiers": list(decision.tiers),
-        },
+        "flow": explain_flow(flow.name, state, candidates, match, decision),
     }
     quick = next((t for t in service.responder.tiers if isinstance(t, QuickTier)), None)
     if quick is not None:
@@ -73,15 +57,42 @@ async def explain(
         ],
         "prompt_passages": service.settings.prompt_passages,
     }
-    if quick is not None and out["quick"]["answer"] and decision.respond:
-        out["served_by"] = "quick"
-    elif decision.respond and out["cache"].get("hit"):
-        out["served_by"] = "cache"
-    elif decision.respond:
-        out["served_by"] = "knowledge"
-    else:
+    if not decision.respond:
         out["served_by"] = "flow"
+    elif quick is not None and out["quick"]["answer"]:
+        out["served_by"] = "quick"
+    else:
+        out["served_by"] = "cache" if out["cache"].get("hit") else "knowledge"
     return out
+
+
+def explain_flow(
+    flow: str,
+    state: str,
+    candidates: dict[str, str],
+    match: IntentMatch | None,
+    decision: sm.Decision,
+) -> dict[str, Any]:
+    """The flow's side: the intents the state listens for, the one matched, where it leads."""
+    intent = None
+    if match is not None:
+        intent = {
+            "name": match.intent,
+            "score": match.score,
+            "kind": match.kind,
+            "example": match.example,
+        }
+    return {
+        "name": flow,
+        "state": state,
+        "candidate_intents": candidates,
+        "intent": intent,
+        "next_state": decision.state,
+        "reason": decision.reason,
+        "says": decision.say,
+        "answers_with_tiers": decision.respond,
+        "tiers": list(decision.tiers),
+    }
 
 
 def explain_cache(

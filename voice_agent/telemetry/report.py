@@ -155,16 +155,7 @@ def write(rows: list[dict[str, Any]], out: Path, pricing: Pricing, source: str) 
     for name, values in s["served_by_source"].items():
         lines.append(f"| served by {name} | {len(values)} | {_percentiles(values)} |")
     lines += ["", "![latency](latency.png)", "", "## Quality per response type", ""]
-    if s["quality"]:
-        lines += ["| source | scored | mean | p10 |", "|---|---|---|---|"]
-        for name, scores in s["quality"].items():
-            lines.append(
-                f"| {name} | {len(scores)} | {np.mean(scores):.1f} | "
-                f"{np.percentile(scores, 10):.1f} |"
-            )
-        lines += ["", "![quality](quality.png)"]
-    else:
-        lines.append("No quality scores in this file.")
+    lines += _quality_lines(s)
     similarities = s["similarities"]
     lines += [
         "",
@@ -194,3 +185,18 @@ def write(rows: list[dict[str, Any]], out: Path, pricing: Pricing, source: str) 
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
+
+
+def _quality_lines(s: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if s["quality"]:
+        lines += ["| source | scored | mean | p10 |", "|---|---|---|---|"]
+        for name, scores in s["quality"].items():
+            lines.append(
+                f"| {name} | {len(scores)} | {np.mean(scores):.1f} | "
+                f"{np.percentile(scores, 10):.1f} |"
+            )
+        lines += ["", "![quality](quality.png)"]
+    else:
+        lines.append("No quality scores in this file.")
+    return lines

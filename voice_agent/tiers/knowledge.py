@@ -15,7 +15,7 @@ from voice_agent.llm.prompt import build_messages
 from voice_agent.llm.speech import SpeechFilter
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
-from voice_agent.types import Budgets, LLMClient, Reply, Retriever, TurnRequest
+from voice_agent.types import Budgets, LLMClient, Message, Reply, Retriever, TurnRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +61,16 @@ class KnowledgeTier:
         reply.pieces = self._answer(request, reply)
         return reply
 
-    async def _answer(self, request: TurnRequest, reply: Reply) -> AsyncGenerator[str, None]:
+    async def _prompt(self, request: TurnRequest, reply: Reply) -> list[Message]:
+        """The passages for the question (retrieved now unless already on the partials) and
+        the prompt made of them; the reply notes which passages it is made from."""
         cfg = self._config
-        record = request.record
         passages = request.passages
         if passages is None:
-            passages = await self._retriever.retrieve(request.text, record, request.vector)
+            passages = await self._retriever.retrieve(request.text, request.record, request.vector)
         reply.detail["passages"] = [p.doc_id for p in passages]
         reply.context = [p.text for p in passages[: cfg.prompt_passages]]
-        messages = build_messages(
+        return build_messages(
             business=cfg.business,
             task=request.task,
             history=request.history,
@@ -77,6 +78,11 @@ class KnowledgeTier:
             question=request.text,
             history_turns=cfg.history_turns,
         )
+
+    async def _answer(self, request: TurnRequest, reply: Reply) -> AsyncGenerator[str, None]:
+        cfg = self._config
+        record = request.record
+        messages = await self._prompt(request, reply)
         speech = SpeechFilter(cfg.max_sentences)
         answer: list[str] = []  # what the model said, without the filler
         spoke_answer = False
