@@ -4,11 +4,16 @@
     ├── ConfigError        a setting or data file is wrong; fix it and restart (no retry helps)
     ├── ProtocolError      a client frame is malformed; the call goes on (no retry helps)
     ├── KnowledgeBaseError documents could not be read or indexed (no retry helps)
+    ├── RequestError       an HTTP request the service cannot act on; the client gets a 4xx
+    │   ├── ExplainError   no such flow or state to explain in
+    │   ├── ChatError      a chat-completions body with nothing to answer
+    │   └── FlagError      a flags change that would leave them inconsistent; nothing changed
+    ├── CacheBackendError  the shared cache's Redis failed; the local cache goes on (retry may help)
     └── LLMError           the language model failed to answer
         ├── LLMTimeout     no first token, a stall, or the hard limit ran out (retry may help)
         └── LLMUnavailable the backend refused, errored or is circuit-broken (retry may help later)
 
-Third-party errors (openai, llama.cpp) are translated at the boundary with `raise ... from`.
+Third-party errors (openai, llama.cpp, redis) are translated at the boundary with `raise ... from`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,26 @@ class ProtocolError(VoiceAgentError):
 
 class KnowledgeBaseError(VoiceAgentError):
     pass
+
+
+class RequestError(VoiceAgentError):
+    pass
+
+
+class ExplainError(RequestError):
+    pass
+
+
+class ChatError(RequestError):
+    pass
+
+
+class FlagError(RequestError):
+    pass
+
+
+class CacheBackendError(VoiceAgentError):
+    retryable = True
 
 
 class LLMError(VoiceAgentError):

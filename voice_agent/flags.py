@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voice_agent.errors import FlagError
 from voice_agent.listeners import Listeners
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,6 @@ class Flags:
         digest = hashlib.sha256(call_id.encode("utf-8")).digest()
         bucket = int.from_bytes(digest[:4], "big") % 10_000 / 100  # 0.00 to 99.99
         return "enabled" if bucket < self.rollout_percent else "shadow"
-
-
-class FlagError(ValueError):
-    """A change that would leave the flags inconsistent; nothing was changed."""
 
 
 class FlagStore:

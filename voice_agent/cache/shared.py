@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from voice_agent.cache.store import CachedAnswer, CacheScope, Origin, ResponseCache
+from voice_agent.errors import CacheBackendError
 from voice_agent.tasks import TaskScope
 from voice_agent.types import Vector
 
@@ -103,11 +104,14 @@ class SharedCache:
 
     async def flush(self) -> None:
         """Empty the shared log and tell every process to empty its cache.
-        Raises RedisError (the caller reports it) when Redis cannot be reached."""
-        async with self._writer.pipeline(transaction=True) as pipe:
-            pipe.delete(self._stream)
-            pipe.xadd(self._stream, {"op": "flush", "node": self.node})
-            await pipe.execute()
+        Raises CacheBackendError (the caller reports it) when Redis cannot be reached."""
+        try:
+            async with self._writer.pipeline(transaction=True) as pipe:
+                pipe.delete(self._stream)
+                pipe.xadd(self._stream, {"op": "flush", "node": self.node})
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise CacheBackendError(f"Redis at {self.config.url}: {exc}") from exc
 
     async def _write_forever(self) -> None:
         retry = self.config.retry_s

@@ -67,8 +67,8 @@ def explain(args: argparse.Namespace) -> int:
     """Ask a running service (--url) or, with --offline, build one here and ask it."""
     body = {"text": args.text, "flow": args.flow, "state": args.state}
     if args.offline:
+        from voice_agent.errors import ExplainError
         from voice_agent.server.build import build_service
-        from voice_agent.server.explain import ExplainError
         from voice_agent.server.explain import explain as explain_text
         from voice_agent.settings import load_settings
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from voice_agent.errors import ChatError
 from voice_agent.types import Message
 
 
@@ -33,10 +34,6 @@ class ChatBody(BaseModel):
     stream: bool = False
     call: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-
-
-class ChatError(ValueError):
-    """A body the service cannot answer (no user message); a 400 for the client."""
 
 
 def text_of(message: ChatMessage) -> str:

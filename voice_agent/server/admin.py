@@ -7,12 +7,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from voice_agent.cache.warming import (
     WarmAnswer,
     faq_pairs,
 )
+from voice_agent.errors import CacheBackendError
 from voice_agent.server.service import Service
 from voice_agent.telemetry.quality import score_texts
 
@@ -50,7 +49,7 @@ async def flush_cache(service: Service) -> dict[str, object]:
         try:
             await service.cache.shared.flush()
             shared = "flushed"
-        except (RedisError, OSError) as exc:
+        except CacheBackendError as exc:
             log.warning("cache flush did not reach Redis: %s", exc)
             shared = f"unavailable: {exc}"
     return {"flushed": flushed, "shared": shared}

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from voice_agent.errors import KnowledgeBaseError
-from voice_agent.flags import FlagError, FlagsPatch
+from voice_agent.errors import ExplainError, FlagError, KnowledgeBaseError
+from voice_agent.flags import FlagsPatch
 from voice_agent.rag.documents import Document
 from voice_agent.server.admin import after_ingest, flush_cache, score
-from voice_agent.server.explain import ExplainError, explain
+from voice_agent.server.explain import explain
 from voice_agent.server.state import app_state
 
 MAX_INGEST_DOCUMENTS = 1000

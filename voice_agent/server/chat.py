@@ -19,10 +19,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from voice_agent.call.session import CallSession
+from voice_agent.errors import ChatError
 from voice_agent.events import AgentEvent, CallStart, Delta, Done, Ended, Transcript, Utterance
 from voice_agent.frontends.openai_chat import (
     ChatBody,
-    ChatError,
     Chunks,
     call_id,
     caller_turn,

@@ -10,14 +10,11 @@ from quick_responses.intents import IntentMatch
 from voice_agent.cache import guards as cache_guards
 from voice_agent.cache.policy import Neighbour, neighbourhood
 from voice_agent.cache.store import CacheHit, CacheScope
+from voice_agent.errors import ExplainError
 from voice_agent.server.service import Service
 from voice_agent.tiers.quick import QuickTier, explain_decision
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Vector
-
-
-class ExplainError(Exception):
-    pass
 
 
 async def explain(
