@@ -48,7 +48,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import websockets
 
-from voice_agent.cache.warming import WarmAnswer, answering_scopes, generate
+from voice_agent.cache.warming import answering_scopes, generate, warm_answer
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.server import admin
 from voice_agent.server.app import create_app
@@ -246,11 +246,11 @@ async def warm(service: Service, questions: list[str]) -> int:
     assert flow is not None
     state = answering_scopes([flow], "", service.settings.language)[0].state
     answers = [
-        WarmAnswer(question, reply.answer, flow.name, state)
+        ready
         async for question, reply in generate(
             service.responder, questions, flow.name, state, lambda n: TurnRecord("warm", n)
         )
-        if reply.source == "llm" and reply.answer
+        if (ready := warm_answer(question, reply, flow.name, state)) is not None
     ]
     return await admin.warm_cache(service, answers)
 

@@ -37,6 +37,14 @@ class WarmAnswer:
     state: str | None = None
 
 
+def warm_answer(question: str, reply: Reply, flow: str, state: str) -> WarmAnswer | None:
+    """The LLM's complete answer to `question` as a warm entry; None when the reply was not
+    one (a fallback, an empty or cut-off answer): nothing else is worth serving again."""
+    if reply.source != "llm" or not reply.answer:
+        return None
+    return WarmAnswer(question, reply.answer, flow, state)
+
+
 def faq_pairs(documents: Iterable[Document]) -> list[WarmAnswer]:
     pairs = []
     for doc in documents:

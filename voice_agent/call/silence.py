@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from voice_agent.call.config import Sleep
 from voice_agent.tasks import TaskScope
 
 
@@ -13,7 +14,7 @@ class SilenceTimer:
         self,
         remind: Callable[[], Awaitable[None]],
         busy: Callable[[], bool],
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._remind = remind
         self._sleep = sleep

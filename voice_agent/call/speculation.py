@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from voice_agent.call.config import Embed
 from voice_agent.tasks import TaskScope
 from voice_agent.turn import TurnRecord, now
 from voice_agent.types import Passage, Retriever, Vector
 
 log = logging.getLogger(__name__)
-
-Embed = Callable[[str], Awaitable[Vector]]
 
 
 def words_of(text: str) -> str:

@@ -92,7 +92,13 @@ def explain(args: argparse.Namespace) -> int:
 
 def warm(args: argparse.Namespace) -> int:
     """Generate answers to frequent questions with the configured LLM, into a warm file."""
-    from voice_agent.cache.warming import WarmAnswer, answering_scopes, generate, write_warm_file
+    from voice_agent.cache.warming import (
+        WarmAnswer,
+        answering_scopes,
+        generate,
+        warm_answer,
+        write_warm_file,
+    )
     from voice_agent.server.build import build_service
     from voice_agent.settings import load_settings
     from voice_agent.turn import TurnRecord
@@ -115,9 +121,10 @@ def warm(args: argparse.Namespace) -> int:
             async for question, reply in generate(
                 service.responder, questions, flow.name, state, lambda n: TurnRecord("warm", n)
             ):
-                if reply.source == "llm" and reply.answer:
-                    answers.append(WarmAnswer(question, reply.answer, flow.name, state))
-                    print(f"ok    {question} -> {reply.answer}")
+                ready = warm_answer(question, reply, flow.name, state)
+                if ready is not None:
+                    answers.append(ready)
+                    print(f"ok    {question} -> {ready.answer}")
                 else:
                     print(f"skip  {question} ({reply.source}: {reply.detail.get('reason')})")
         finally:
