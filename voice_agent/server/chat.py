@@ -38,11 +38,14 @@ TURN_QUEUE = 1024  # events of one turn waiting for the HTTP response
 
 
 class ChatCall:
-    """A call session whose agent events are routed to the request of their turn."""
+    """A call session whose agent events are routed to the request of their turn. A turn's
+    queue is bounded: a response read slowly holds its turn back (the turn waits to put its
+    next piece) rather than growing memory or dropping words, and its end always arrives."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, queue_size: int = TURN_QUEUE) -> None:
         self.session = CallSession(service.call_deps, self._send, service.call_config)
         self._turns: dict[int, asyncio.Queue[AgentEvent | None]] = {}
+        self._queue_size = queue_size
 
     async def _send(self, event: AgentEvent) -> None:
         if isinstance(event, Ended):
@@ -50,13 +53,16 @@ class ChatCall:
             return
         turn_id = getattr(event, "turn_id", None)
         queue = self._turns.get(turn_id) if turn_id is not None else None
-        if queue is not None and not queue.full():
-            queue.put_nowait(event)
+        if queue is not None:
+            await queue.put(event)  # a newer request or a hang-up cancels a turn waiting here
 
     def _close_turns(self) -> None:
+        """End every open turn's stream now: what it had not yet read is dropped (its request
+        has been replaced, or the call is over), and the end is put where it is always read."""
         for queue in self._turns.values():
-            if not queue.full():
-                queue.put_nowait(None)
+            while queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
         self._turns.clear()
 
     async def start(self, call: str | None) -> None:
@@ -72,7 +78,7 @@ class ChatCall:
             await self.session.handle(Transcript(tuple((m.role, m.content) for m in history)))
         await self.session.handle(Utterance(text))
         # The turn's task has not run yet (no await since it was spawned): nothing is missed.
-        queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue(TURN_QUEUE)
+        queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue(self._queue_size)
         self._turns[self.session.turn_id] = queue
         return queue
 

@@ -1,0 +1,65 @@
+"""The chat endpoint's per-turn queue is bounded without losing words: a response read slowly
+holds its turn back, and the end of the turn always arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from voice_agent.server.chat import ChatCall, answer_pieces
+from voice_agent.server.service import Service
+from voice_agent.tiers.chain import ResponderChain
+from voice_agent.types import Reply, TurnRequest
+
+
+WORDS = [f"word{n} " for n in range(40)]
+
+
+async def filled(queue: asyncio.Queue[Any]) -> None:
+    async with asyncio.timeout(10):  # the turn embeds the question on the encoder's thread first
+        while not queue.full():
+            await asyncio.sleep(0.01)
+
+
+class ManyPieces:
+    name = "knowledge"
+
+    async def respond(self, request: TurnRequest) -> Reply:
+        async def pieces() -> AsyncGenerator[str, None]:
+            for word in WORDS:
+                yield word
+
+        return Reply(source="llm", pieces=pieces())
+
+
+async def test_a_turn_longer_than_its_queue_arrives_whole_with_its_end(
+    make_service: Callable[..., Service],
+) -> None:
+    service = make_service()
+    service.responder = ResponderChain([ManyPieces()], fallback_text="sorry")
+    call = ChatCall(service, queue_size=4)
+    await call.start(None)
+    queue = await call.ask("tell me everything", [])
+    await filled(queue)  # the turn fills the queue and waits for the reader
+    async with asyncio.timeout(10):
+        text = "".join([piece async for piece in answer_pieces(queue)])
+    assert text.strip() == "".join(WORDS).strip()
+    await call.session.close()
+
+
+async def test_a_newer_request_ends_the_older_stream_even_when_its_queue_is_full(
+    make_service: Callable[..., Service],
+) -> None:
+    service = make_service()
+    service.responder = ResponderChain([ManyPieces()], fallback_text="sorry")
+    call = ChatCall(service, queue_size=4)
+    await call.start(None)
+    older = await call.ask("tell me everything", [])
+    await filled(older)
+    newer = await call.ask("and again", [])
+    async with asyncio.timeout(10):
+        cut = "".join([piece async for piece in answer_pieces(older)])
+        whole = "".join([piece async for piece in answer_pieces(newer)])
+    assert len(cut) < len("".join(WORDS)) and whole.strip() == "".join(WORDS).strip()
+    await call.session.close()
