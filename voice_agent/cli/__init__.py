@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("text")
     explain.add_argument("--state", help="the flow state (default: the flow's start)")
+    explain.add_argument(
+        "--call-id", default="", help="the call whose canary bucket decides its mode (flags)"
+    )
     explain.add_argument("--flow", help="the flow (default: the service's default)")
     explain.add_argument("--url", default=DEFAULT_URL, help=f"service URL (default {DEFAULT_URL})")
     explain.add_argument("--offline", action="store_true", help="load the models here instead")

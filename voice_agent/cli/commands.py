@@ -65,7 +65,7 @@ def ingest(args: argparse.Namespace) -> int:
 
 def explain(args: argparse.Namespace) -> int:
     """Ask a running service (--url) or, with --offline, build one here and ask it."""
-    body = {"text": args.text, "flow": args.flow, "state": args.state}
+    body = {"text": args.text, "flow": args.flow, "state": args.state, "call_id": args.call_id}
     if args.offline:
         from voice_agent.errors import ExplainError
         from voice_agent.server.build import build_service
@@ -74,7 +74,9 @@ def explain(args: argparse.Namespace) -> int:
 
         service = build_service(load_settings())
         try:
-            result = asyncio.run(explain_text(service, args.text, args.flow, args.state))
+            result = asyncio.run(
+                explain_text(service, args.text, args.flow, args.state, args.call_id)
+            )
         except ExplainError as exc:
             print(f"voice-agent: {exc}", file=sys.stderr)
             return 2

@@ -27,6 +27,7 @@ class ExplainBody(BaseModel):
     text: str = Field(max_length=2000)
     flow: str | None = None
     state: str | None = None
+    call_id: str = Field(default="", max_length=128)  # the canary bucket to explain for
 
 
 class QualityBody(BaseModel):
@@ -45,7 +46,9 @@ router = APIRouter()
 @router.post("/v1/explain")
 async def explain_text(body: ExplainBody, request: Request) -> dict[str, Any]:
     try:
-        return await explain(app_state(request).service, body.text, body.flow, body.state)
+        return await explain(
+            app_state(request).service, body.text, body.flow, body.state, body.call_id
+        )
     except ExplainError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
 

@@ -10,6 +10,8 @@ from quick_responses.intents import IntentMatch
 from voice_agent.cache import guards as cache_guards
 from voice_agent.cache.policy import Neighbour, neighbourhood
 from voice_agent.cache.store import CacheHit, CacheScope
+from voice_agent.call.intent import match_intent
+from voice_agent.call.plan import TurnDefaults, TurnPlan, plan_turn
 from voice_agent.errors import ExplainError
 from voice_agent.server.service import Service
 from voice_agent.tiers.quick import QuickTier, explain_decision
@@ -18,8 +20,15 @@ from voice_agent.types import Vector
 
 
 async def explain(
-    service: Service, text: str, flow_name: str | None = None, state: str | None = None
+    service: Service,
+    text: str,
+    flow_name: str | None = None,
+    state: str | None = None,
+    call_id: str = "",
 ) -> dict[str, Any]:
+    """Each tier's verdict, and which would serve: through the same intent matching and turn
+    plan a call uses, with the run-time flags as they are now (mode, canary share by
+    `call_id`, fast tiers switched off)."""
     flow = service.flows.get(flow_name)
     if flow is None:
         raise ExplainError(f"no flow named {flow_name!r}; known: {', '.join(service.flows.flows)}")
@@ -28,15 +37,25 @@ async def explain(
         raise ExplainError(f"flow {flow.name!r} has no state {state!r}")
     context = {"business": service.settings.business_name, **flow.context}
     call = sm.CallState(state=state)
+    record = TurnRecord("explain", 0)
     vector = await service.encoder.embed(text)
 
     candidates = sm.candidate_intents(flow, call)
-    intents = service.intents
-    match = intents.exact(text, candidates) or intents.nearest(vector, candidates)
+    match, _ = await match_intent(
+        service.intents, service.encoder.embed, text, candidates, record, vector
+    )
     _, decision = sm.step(flow, call, sm.Utterance(text, match.intent if match else None), context)
+    config = service.call_config
+    flags = service.flags.current if service.flags is not None else None
+    plan = plan_turn(decision, flags, TurnDefaults(config.mode, config.budgets), call_id)
     out: dict[str, Any] = {
         "text": text,
         "flow": explain_flow(flow.name, state, candidates, match, decision),
+        "plan": {
+            "mode": plan.mode,
+            "tiers": list(plan.tiers),
+            "shadow_tiers": list(plan.shadow_tiers),
+        },
     }
     quick = next((t for t in service.responder.tiers if isinstance(t, QuickTier)), None)
     if quick is not None:
@@ -45,7 +64,6 @@ async def explain(
     else:
         out["quick"] = {"enabled": False}
     out["cache"] = explain_cache(service, text, vector, flow.name, decision.state)
-    record = TurnRecord("explain", 0)
     passages = await service.knowledge.retrieve(text, record, vector)
     out["knowledge"] = {
         "passages": [
@@ -54,13 +72,27 @@ async def explain(
         ],
         "prompt_passages": service.settings.prompt_passages,
     }
-    if not decision.respond:
-        out["served_by"] = "flow"
-    elif quick is not None and out["quick"]["answer"]:
-        out["served_by"] = "quick"
-    else:
-        out["served_by"] = "cache" if out["cache"].get("hit") else "knowledge"
+    out["served_by"] = served_by(service, decision, plan, out)
     return out
+
+
+def served_by(
+    service: Service, decision: sm.Decision, plan: TurnPlan, verdicts: dict[str, Any]
+) -> str:
+    """The tier that would serve: the first the plan allows, in the chain's order, that
+    answers (the knowledge tier always does)."""
+    if not decision.respond:
+        return "flow"
+    for tier in service.responder.tiers:
+        if tier.name not in plan.tiers:
+            continue
+        if tier.name == "quick" and verdicts["quick"].get("answer"):
+            return "quick"
+        if tier.name == "cache" and verdicts["cache"].get("hit"):
+            return "cache"
+        if tier.name == "knowledge":
+            return "knowledge"
+    return "fallback"
 
 
 def explain_flow(
