@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from voice_agent.types import Source
+from voice_agent.types import Action, Source
 
 # Caller side (frontend to service)
 
@@ -86,8 +86,7 @@ class Done:
 @dataclass(frozen=True, slots=True)
 class ActionEvent:
     turn_id: int
-    action: str
-    params: dict[str, Any]
+    action: Action
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     auto_rollback: bool = _env("VOICE_AGENT_AUTO_ROLLBACK", default=True)
     telemetry_file: Path | None = _env("VOICE_AGENT_TELEMETRY_FILE", default=None)
     twilio_auth_token: str | None = _env("TWILIO_AUTH_TOKEN", default=None)
-    # Retell: how long to wait for call_details (its metadata reaches the flow) before
-    # greeting, and how long to leave the socket to Retell after a final end_call/transfer.
+    # Retell: how long to wait for the call's details (its metadata reaches the flow) before
+    # greeting, and how long to leave the socket to Retell after the call's final response.
     retell_details_wait_s: float = _env("VOICE_AGENT_RETELL_DETAILS_WAIT_S", default=0.5, ge=0)
     retell_end_grace_s: float = _env("VOICE_AGENT_RETELL_END_GRACE_S", default=30, ge=0)
     # Retell: how long a call whose socket dropped is kept for Retell to reconnect to.

@@ -47,12 +47,27 @@ class Passage:
     score: float = 0.0
 
 
-@dataclass(slots=True)
-class Action:
-    """Something the frontend must do besides speaking: transfer, hang up, send digits."""
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Hand the call to a person or another number (None: the frontend's own default)."""
 
-    name: Literal["transfer", "hangup", "dtmf"]
-    params: dict[str, Any] = field(default_factory=dict)
+    to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendDigits:
+    """Press keys on the line (an automated menu on the other side)."""
+
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """End the call from the agent's side."""
+
+
+# Something the frontend must do besides speaking; each codec says it in its own frames.
+Action = Transfer | SendDigits | HangUp
 
 
 @dataclass(slots=True)
@@ -78,10 +93,25 @@ class TurnRequest:
     shadow: bool = False  # shadow mode: the fast tiers only watch and learn
 
 
+CacheVerdict = Literal["hit", "miss"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a finished reply turned out to be: the facts that telemetry and quality read. The
+    reply's `detail` is for people reading a turn (debug output), never for code."""
+
+    source: Source
+    cache: CacheVerdict | None = None  # the cache tier's verdict, when it looked
+    intent_score: float | None = None  # a template's: how sure the quick tier was of the intent
+    fallback_reason: str | None = None  # why the fallback line was spoken ("timeout_stall", ...)
+
+
 @dataclass(slots=True)
 class Reply:
-    """A tier's answer. `pieces` streams speakable text; `source` and `detail` may still change
-    while it streams (a fallback replaces an answer that timed out) and are final once it ends."""
+    """A tier's answer. `pieces` streams speakable text; `source`, the outcome fields and
+    `detail` may still change while it streams (a fallback replaces an answer that timed out)
+    and are final once it ends, when `outcome()` reads them."""
 
     source: Source
     pieces: AsyncGenerator[str, None]
@@ -89,6 +119,12 @@ class Reply:
     actions: list[Action] = field(default_factory=list)
     answer: str | None = None  # the answer proper, set once it was generated in full
     context: list[str] = field(default_factory=list)  # the retrieved text the answer is made from
+    cache: CacheVerdict | None = None
+    intent_score: float | None = None
+    fallback_reason: str | None = None
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.source, self.cache, self.intent_score, self.fallback_reason)
 
 
 class Tier(Protocol):
@@ -106,7 +142,8 @@ class WouldBe:
     source: str
     answer: str
     latency_ms: float
-    detail: Mapping[str, Any] = field(default_factory=dict)  # the tier's (e.g. its intent)
+    detail: Mapping[str, Any] = field(default_factory=dict)  # the tier's, for debug output
+    intent_score: float | None = None  # a template's, as in Outcome
 
 
 class Responder(Protocol):

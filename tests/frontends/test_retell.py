@@ -19,6 +19,7 @@ import websockets
 from voice_agent.events import ActionEvent, Delta, Ended, Listening, Transcript, Utterance
 from voice_agent.frontends import retell
 from voice_agent.server.service import Service
+from voice_agent.types import HangUp, Transfer
 
 from ..fakes import FakeLLM, scaled
 
@@ -293,14 +294,14 @@ def test_responses_drop_every_event_of_a_turn_older_than_the_current_response() 
     assert responses.begin(5, first_turn=2)
     # The old turn is still being cancelled: nothing of it goes out, under either id.
     assert responses.encode(Delta(1, "hours")) == []
-    assert responses.encode(ActionEvent(1, "hangup", {})) == []
+    assert responses.encode(ActionEvent(1, HangUp())) == []
     assert responses.encode(Listening(1)) == []
     assert not responses.begin(4, first_turn=3) and not responses.begin(5, first_turn=3)
     assert responses.encode(Delta(2, "Yes.")) == [
         {"response_type": "response", "response_id": 5, "content": "Yes.",
          "content_complete": False}
     ]  # fmt: skip
-    assert responses.encode(ActionEvent(2, "transfer", {"to": "+15550100"})) == []
+    assert responses.encode(ActionEvent(2, Transfer("+15550100"))) == []
     assert responses.encode(Ended("transfer")) == [
         {"response_type": "response", "response_id": 5, "content": "",
          "content_complete": True, "transfer_number": "+15550100"}

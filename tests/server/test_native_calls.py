@@ -13,7 +13,7 @@ import websockets
 
 from voice_agent.server.service import Service
 from voice_agent.tiers.chain import ResponderChain
-from voice_agent.types import Action
+from voice_agent.types import HangUp, Transfer
 
 from ..conftest import call
 from ..fakes import FailingTier, FakeLLM, ScriptedTier, scaled
@@ -215,7 +215,7 @@ async def test_an_action_reaches_the_frontend_and_hangup_ends_the_call(
     make_service: Callable[..., Service], running: Any
 ) -> None:
     service = make_service()
-    tier = ScriptedTier(text="Goodbye!", actions=[Action("hangup")])
+    tier = ScriptedTier(text="Goodbye!", actions=[HangUp()])
     service.responder = ResponderChain([tier], fallback_text="sorry")
     async with running(service) as url, call(url) as client:
         await client.start()
@@ -231,7 +231,7 @@ async def test_a_transfer_action_carries_its_parameters(
     make_service: Callable[..., Service], running: Any
 ) -> None:
     service = make_service()
-    tier = ScriptedTier(text="Connecting you.", actions=[Action("transfer", {"to": "+15550100"})])
+    tier = ScriptedTier(text="Connecting you.", actions=[Transfer("+15550100")])
     service.responder = ResponderChain([tier], fallback_text="sorry")
     async with running(service) as url, call(url) as client:
         await client.start()

@@ -19,10 +19,13 @@ from voice_agent.telemetry.event import TurnEvent
 from voice_agent.turn import TurnRecord
 from voice_agent.types import (
     Action,
+    HangUp,
     Message,
+    Outcome,
     Passage,
     Responder,
-    Source,
+    SendDigits,
+    Transfer,
     TurnRequest,
     Vector,
     WouldBe,
@@ -30,7 +33,14 @@ from voice_agent.types import (
 
 Send = Callable[[AgentEvent], Awaitable[None]]
 
-END_REASONS = {"hangup": "agent_hangup", "transfer": "transfer"}  # actions that end the call
+
+def ends_call(action: Action) -> str | None:
+    """The reason the call ends with this action, or None when it goes on."""
+    if isinstance(action, HangUp):
+        return "agent_hangup"
+    if isinstance(action, Transfer):
+        return "transfer"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +56,7 @@ class Question:
 class Answered:
     """What the tiers' answer turned out to be, once its stream ended."""
 
-    source: Source
+    outcome: Outcome
     detail: dict[str, Any]
     context: list[str]
     actions: list[Action]
@@ -103,7 +113,8 @@ async def answer(
                 first = False
     speaker.said.source = reply.source
     would_be = await _would_be(probe, shadow_wait_s) if probe is not None else None
-    return Answered(reply.source, dict(reply.detail), reply.context, list(reply.actions), would_be)
+    outcome = reply.outcome()
+    return Answered(outcome, dict(reply.detail), reply.context, list(reply.actions), would_be)
 
 
 async def _would_be(probe: asyncio.Task[WouldBe | None], wait_s: float) -> WouldBe | None:
@@ -144,12 +155,11 @@ def turn_request(
 
 
 def flow_action(action: sm.Action) -> Action:
-    params: dict[str, Any] = {}
     if action.name == "transfer":
-        params["to"] = action.value
-    elif action.name == "dtmf":
-        params["digits"] = action.value
-    return Action(action.name, params)
+        return Transfer(action.value)
+    if action.name == "dtmf":
+        return SendDigits(action.value or "")
+    return HangUp()
 
 
 def turn_event(
@@ -161,6 +171,7 @@ def turn_event(
     answered: Answered | None,
 ) -> TurnEvent:
     """What the observers are told of a finished turn: what the frontend was told, and more."""
+    outcome = answered.outcome if answered is not None else None
     return TurnEvent(
         call_id=call_id,
         turn_id=done.turn_id,
@@ -174,6 +185,9 @@ def turn_event(
         detail=done.detail,
         context=tuple(answered.context) if answered is not None else (),
         would_be=answered.would_be if answered is not None else None,
+        cache=outcome.cache if outcome is not None else None,
+        intent_score=outcome.intent_score if outcome is not None else None,
+        fallback_reason=outcome.fallback_reason if outcome is not None else None,
     )
 
 

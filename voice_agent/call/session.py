@@ -15,12 +15,12 @@ import state_machine as sm
 from voice_agent.call import history as call_history
 from voice_agent.call.config import CallConfig, CallDeps, LiveCall
 from voice_agent.call.delivery import (
-    END_REASONS,
     Answered,
     Question,
     Send,
     Speaker,
     answer,
+    ends_call,
     flow_action,
     say_fallback,
     turn_event,
@@ -257,7 +257,7 @@ class CallSession:
         if answered is not None:
             actions.extend(answered.actions)
         for action in actions:
-            await self._send(ActionEvent(record.turn_id, action.name, action.params))
+            await self._send(ActionEvent(record.turn_id, action))
         if decision.respond:
             live.state, decision = sm.step(live.flow, live.state, sm.Answered(), live.context)
             if decision.say or decision.actions:
@@ -278,7 +278,7 @@ class CallSession:
         answered: Answered | None,
     ) -> None:
         """Tell the frontend the turn is done, and the observers what it was."""
-        source = answered.source if answered is not None else "flow"
+        source = answered.outcome.source if answered is not None else "flow"
         detail: dict[str, Any] = {"flow": flow_detail}
         if answered is not None:
             detail.update(answered.detail)
@@ -289,7 +289,7 @@ class CallSession:
             self._deps.telemetry.turn_served(event)
 
     async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:
-        ending = [END_REASONS[a.name] for a in actions if a.name in END_REASONS]
+        ending = [reason for a in actions if (reason := ends_call(a)) is not None]
         if decision.ended or ending:
             reason = ending[0] if ending else ""
             self._turn = None  # this task is ending the call; do not cancel itself

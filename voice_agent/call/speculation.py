@@ -1,7 +1,7 @@
 """Cheap work on the caller's partial transcript, done before the final one arrives.
 
-While the caller is still speaking, frontends that send partials (Twilio's `last:false`
-prompts, Retell's `update_only` in the caller's turn, native `final:false`) let the service
+While the caller is still speaking, frontends that send partial transcripts (Twilio's relay,
+Retell's live transcript, the native protocol: `Utterance(final=False)`) let the service
 embed the words so far and retrieve passages for them. When the final transcript is the same
 text (spacing aside), the turn starts with that vector and those passages; otherwise they are
 dropped and the turn computes its own. "The same" is strict on purpose: a question mark or a

@@ -34,6 +34,11 @@ class Frame(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def dumps(frame: Mapping[str, Any]) -> str:
+    """A frame as compact JSON text."""
+    return json.dumps(frame, separators=(",", ":"))
+
+
 def too_large(text: str, max_bytes: int) -> bool:
     """Whether a text frame is over `max_bytes` in UTF-8. A character is at most 4 bytes, so
     the bytes are only counted when that could matter."""

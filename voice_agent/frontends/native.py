@@ -23,8 +23,10 @@ from voice_agent.events import (
     Ready,
     Utterance,
 )
-from voice_agent.frontends.frames import DtmfDigit, load_frame, parse_frame
+from voice_agent.frontends.codec import Inbound, Outbound
+from voice_agent.frontends.frames import DtmfDigit, dumps, load_frame, parse_frame
 from voice_agent.frontends.frames import Frame as _Frame
+from voice_agent.types import Action, HangUp, SendDigits, Transfer
 
 
 class _CallStart(_Frame):
@@ -128,14 +130,53 @@ def encode(event: AgentEvent) -> dict[str, Any] | None:
             "mode": event.mode,
         }
     if isinstance(event, ActionEvent):
-        return {
-            "type": "agent.action",
-            "turn_id": event.turn_id,
-            "action": event.action,
-            **event.params,
-        }
+        return {"type": "agent.action", "turn_id": event.turn_id, **_action(event.action)}
     if isinstance(event, Ended):
         return {"type": "call.ended", "reason": event.reason}
     if isinstance(event, ErrorEvent):
         return {"type": "error", "code": event.code, "message": event.message}
     raise AssertionError(f"no frame for {type(event).__name__}")
+
+
+def _action(action: Action) -> dict[str, Any]:
+    if isinstance(action, Transfer):
+        return (
+            {"action": "transfer"} if action.to is None else {"action": "transfer", "to": action.to}
+        )
+    if isinstance(action, SendDigits):
+        return {"action": "dtmf", "digits": action.digits}
+    assert isinstance(action, HangUp)
+    return {"action": "hangup"}
+
+
+class NativeCodec:
+    """The native protocol for one call: the client starts the call with `call.start`, gets an
+    `error` frame for a frame the service cannot act on, and the socket closes after
+    `call.ended`."""
+
+    frontend_reminders = False
+    linger_s = 0.0
+    closes_on_failed_start = False
+
+    def __init__(self, max_utterance_chars: int) -> None:
+        self._max_utterance_chars = max_utterance_chars
+
+    def opening(self) -> tuple[str, ...]:
+        return ()
+
+    def wait_s(self) -> float | None:
+        return None
+
+    def timed_out(self, turn_id: int) -> Inbound:
+        return Inbound()
+
+    def decode(self, raw: str, turn_id: int) -> Inbound:
+        return Inbound((decode(raw, self._max_utterance_chars),))
+
+    def settled(self, turn_id: int, ended: bool) -> tuple[str, ...]:
+        return ()
+
+    def encode(self, event: AgentEvent) -> Outbound:
+        frame = encode(event)
+        frames = () if frame is None else (dumps(frame),)
+        return Outbound(frames, close=isinstance(event, Ended))

@@ -12,6 +12,7 @@ an older one.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +24,21 @@ from voice_agent.events import (
     AgentEvent,
     CallerEvent,
     CallerSilent,
+    CallStart,
     Delta,
     Ended,
+    ErrorEvent,
     Interrupt,
     Listening,
     Transcript,
     Utterance,
 )
+from voice_agent.frontends.codec import NOTHING, Inbound, Outbound
 from voice_agent.frontends.frames import Frame as _Frame
-from voice_agent.frontends.frames import load_frame, parse_frame
+from voice_agent.frontends.frames import dumps, load_frame, parse_frame
+from voice_agent.types import Action, HangUp, SendDigits, Transfer
+
+log = logging.getLogger(__name__)
 
 CONFIG = {"response_type": "config", "config": {"auto_reconnect": True, "call_details": True}}
 
@@ -209,18 +216,106 @@ class Responses:
         if isinstance(event, Delta):
             return [self.frame(event.text, False)] if event.text else []
         if isinstance(event, ActionEvent):
-            self._final.update(_action_fields(event))
+            self._final.update(_action_fields(event.action))
             return []
         if isinstance(event, Listening):
             return self.complete()
         return []  # Done is for telemetry; Retell learns of the end from content_complete
 
 
-def _action_fields(event: ActionEvent) -> dict[str, Any]:
-    if event.action == "transfer":
-        return {"transfer_number": str(event.params.get("to", ""))}
-    if event.action == "dtmf":
-        return {"digit_to_press": str(event.params.get("digits", ""))}
-    if event.action == "hangup":
-        return {"end_call": True}
-    return {}
+def _action_fields(action: Action) -> dict[str, Any]:
+    if isinstance(action, Transfer):
+        return {"transfer_number": action.to or ""}
+    if isinstance(action, SendDigits):
+        return {"digit_to_press": action.digits}
+    assert isinstance(action, HangUp)
+    return {"end_call": True}
+
+
+class RetellCodec:
+    """Retell's socket for one call. On open: the config frame, then a bounded wait for
+    `call_details` so that the call's metadata reaches the flow before the greeting, which is
+    response 0. Retell nudges a silent caller itself, has no error frame (a bad frame is
+    logged), and hangs up after the final response: the socket is left to it for `linger_s`.
+    `started`: a held session was reattached (a reconnect), so no start is owed."""
+
+    frontend_reminders = True
+    closes_on_failed_start = True
+
+    def __init__(
+        self,
+        call_id: str,
+        max_utterance_chars: int,
+        details_wait_s: float,
+        linger_s: float,
+        resumed: bool = False,
+        started: bool = False,
+    ) -> None:
+        self.call_id = call_id
+        self.linger_s = linger_s
+        self.responses = Responses()
+        self._max_utterance_chars = max_utterance_chars
+        self._details_wait_s = details_wait_s
+        self._resumed = resumed
+        self._start_owed = not started
+        self._opening = True  # waiting for the call's details
+
+    def opening(self) -> tuple[str, ...]:
+        return (dumps(CONFIG),)
+
+    def wait_s(self) -> float | None:
+        return self._details_wait_s if self._opening else None
+
+    def timed_out(self, turn_id: int) -> Inbound:
+        return Inbound(self._start({}, turn_id)) if self._opening else NOTHING
+
+    def decode(self, raw: str, turn_id: int) -> Inbound:
+        if not self._opening:
+            return self._take(decode(raw, self._max_utterance_chars), turn_id)
+        try:
+            frame = decode(raw, self._max_utterance_chars)
+        except ProtocolError:
+            return Inbound(self._start({}, turn_id), then=raw)  # logged when decoded again
+        if isinstance(frame, CallDetails):
+            return Inbound(self._start(dict(frame.metadata), turn_id))
+        return Inbound(self._start({}, turn_id), then=raw)
+
+    def _start(self, metadata: dict[str, Any], turn_id: int) -> tuple[CallerEvent, ...]:
+        """The greeting answers response 0; a reattached session is not started again."""
+        self._opening = False
+        self.responses.begin(0, turn_id + 1)
+        if not self._start_owed:
+            return ()
+        self._start_owed = False
+        flow = metadata.pop("flow", None)
+        start = CallStart(self.call_id, str(flow) if flow else None, metadata, self._resumed)
+        return (start,)
+
+    def _take(self, frame: RetellFrame, turn_id: int) -> Inbound:
+        if isinstance(frame, Ping):
+            return Inbound(
+                replies=(dumps({"response_type": "ping_pong", "timestamp": frame.timestamp}),)
+            )
+        if isinstance(frame, CallDetails):
+            log.debug("Retell call %s: call_details after the start; ignored", self.call_id)
+            return NOTHING
+        if isinstance(frame, Update):
+            return Inbound(frame.events)
+        if not self.responses.begin(frame.response_id, turn_id + 1):
+            log.info("Retell call %s: stale response_id %d", self.call_id, frame.response_id)
+            return NOTHING
+        return Inbound(frame.events)
+
+    def settled(self, turn_id: int, ended: bool) -> tuple[str, ...]:
+        """A response that started no turn (nothing new from the caller) ends empty."""
+        if turn_id < self.responses.first_turn and not ended:
+            return tuple(dumps(frame) for frame in self.responses.complete())
+        return ()
+
+    def encode(self, event: AgentEvent) -> Outbound:
+        if isinstance(event, ErrorEvent):
+            log.warning("Retell call %s: %s (%s)", self.call_id, event.message, event.code)
+            return Outbound()
+        frames = tuple(dumps(frame) for frame in self.responses.encode(event))
+        # The call ended with no response left to carry end_call: Retell hangs up on a 1000 close.
+        return Outbound(frames, close=isinstance(event, Ended) and not frames)

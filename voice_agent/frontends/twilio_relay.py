@@ -31,8 +31,10 @@ from voice_agent.events import (
     Interrupt,
     Utterance,
 )
-from voice_agent.frontends.frames import DtmfDigit, load_frame, parse_frame
+from voice_agent.frontends.codec import Inbound, Outbound
+from voice_agent.frontends.frames import DtmfDigit, dumps, load_frame, parse_frame
 from voice_agent.frontends.frames import Frame as _Frame
+from voice_agent.types import HangUp, SendDigits, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +109,17 @@ def encode(event: AgentEvent) -> list[dict[str, Any]]:
     if isinstance(event, Done):
         return [{"type": "text", "token": "", "last": True}]
     if isinstance(event, ActionEvent):
-        if event.action == "dtmf":
-            return [{"type": "sendDigits", "digits": str(event.params.get("digits", ""))}]
-        handoff = {"reason": event.action, **event.params}
+        action = event.action
+        if isinstance(action, SendDigits):
+            return [{"type": "sendDigits", "digits": action.digits}]
+        handoff: dict[str, Any] = {"reason": "hangup"}
+        if isinstance(action, Transfer):
+            handoff = (
+                {"reason": "transfer"}
+                if action.to is None
+                else {"reason": "transfer", "to": action.to}
+            )
+        assert isinstance(action, Transfer | HangUp)
         return [{"type": "end", "handoffData": json.dumps(handoff)}]
     if isinstance(event, Ended):
         if event.reason in ("transfer", "agent_hangup"):
@@ -118,3 +128,47 @@ def encode(event: AgentEvent) -> list[dict[str, Any]]:
     if isinstance(event, ErrorEvent):
         log.warning("ConversationRelay call: %s (%s)", event.message, event.code)
     return []  # Ready and errors have no ConversationRelay frame
+
+
+def twiml(base_url: str) -> str:
+    """The TwiML that connects a call to this service's relay socket (a number's voice URL
+    answers with it); `base_url` is the service's own, as the request reached it."""
+    base = base_url.rstrip("/")
+    relay = "wss" + base.removeprefix("https").removeprefix("http") + "/twilio/relay"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
+        f'<ConversationRelay url="{relay}" interruptible="true" '
+        'welcomeGreeting="" /></Connect></Response>'
+    )
+
+
+class TwilioRelayCodec:
+    """ConversationRelay for one call: `setup` starts it, a bad frame is logged (Twilio has no
+    error frame to receive), and the socket closes once the call has ended."""
+
+    frontend_reminders = False
+    linger_s = 0.0
+    closes_on_failed_start = False
+
+    def __init__(self, max_utterance_chars: int) -> None:
+        self._max_utterance_chars = max_utterance_chars
+
+    def opening(self) -> tuple[str, ...]:
+        return ()
+
+    def wait_s(self) -> float | None:
+        return None
+
+    def timed_out(self, turn_id: int) -> Inbound:
+        return Inbound()
+
+    def decode(self, raw: str, turn_id: int) -> Inbound:
+        event = decode(raw, self._max_utterance_chars)
+        return Inbound(() if event is None else (event,))
+
+    def settled(self, turn_id: int, ended: bool) -> tuple[str, ...]:
+        return ()
+
+    def encode(self, event: AgentEvent) -> Outbound:
+        frames = tuple(dumps(frame) for frame in encode(event))
+        return Outbound(frames, close=isinstance(event, Ended))

@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 
+HEADER = "x-twilio-signature"
 _SCHEMES = (("ws://", "wss://"), ("http://", "https://"))
 
 
@@ -25,3 +27,8 @@ def twilio_signature_ok(auth_token: str, url: str, given: str) -> bool:
         elif url.startswith(secure):
             candidates.add(plain + url[len(secure) :])
     return any(hmac.compare_digest(signature(auth_token, c), given) for c in candidates)
+
+
+def upgrade_signed(auth_token: str, url: str, headers: Mapping[str, str]) -> bool:
+    """Whether a WebSocket upgrade to `url` carries Twilio's signature for it."""
+    return twilio_signature_ok(auth_token, url, headers.get(HEADER, ""))

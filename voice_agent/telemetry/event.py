@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from voice_agent.types import WouldBe
+from voice_agent.types import CacheVerdict, WouldBe
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,20 @@ class TurnEvent:
     question: str | None  # the caller's words, when the turn answered some
     answer: str
     latency_ms: Mapping[str, float]
-    detail: Mapping[str, Any]
+    detail: Mapping[str, Any]  # for people reading the turn (logs, the done frame); not for code
     context: Sequence[str] = ()  # retrieved text an LLM answer was made from
     would_be: WouldBe | None = None  # shadow mode: what the fast tiers would have answered
+    cache: CacheVerdict | None = None  # the cache tier's verdict, when it looked
+    intent_score: float | None = None  # a template's: how sure the quick tier was of the intent
+    fallback_reason: str | None = None  # why the fallback line was spoken
+    # This event stands for a fast tier's shadow answer (judged by quality, never spoken).
+    shadow_answer: bool = False
     at: float = field(default_factory=time.time)
 
 
-def cache_result(event: TurnEvent) -> str | None:
-    """ "hit" or "miss" for a turn the cache tier saw (from `detail.cache`), else None."""
-    cache = event.detail.get("cache")
-    if not isinstance(cache, dict):
-        return None
-    return "miss" if "miss" in cache else "hit"
+def cache_result(event: TurnEvent) -> CacheVerdict | None:
+    """ "hit" or "miss" for a turn the cache tier saw, else None."""
+    return event.cache
 
 
 class TurnObserver(Protocol):

@@ -41,7 +41,7 @@ class TelemetryFile:
                 "mode": event.mode,
                 "score": score,
                 "parts": parts,
-                "would_be": bool(event.detail.get("would_be")),
+                "would_be": event.shadow_answer,
             }
         )
 

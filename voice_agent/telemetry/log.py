@@ -52,13 +52,15 @@ class LogLines:
         head = _head(event)
         timings = {f"{k}_ms": v for k, v in event.latency_ms.items()}
         log.info("[LATENCY] %s", _pairs({**head, **timings}))
-        cache = event.detail.get("cache")
-        if isinstance(cache, dict):
-            if "miss" in cache:
-                miss = cache["miss"]
+        if event.cache is not None:
+            # The line's figures are the tier's debug output; whether it hit is the event's.
+            shown = event.detail.get("cache")
+            shown = shown if isinstance(shown, dict) else {}
+            if event.cache == "miss":
+                miss = shown.get("miss", {})
                 log.info("[CACHE] %s", _pairs({**head, "result": "miss", **miss}))
             else:
-                fields = {k: cache[k] for k in ("kind", "similarity", "age_s") if k in cache}
+                fields = {k: shown[k] for k in ("kind", "similarity", "age_s") if k in shown}
                 log.info("[CACHE] %s", _pairs({**head, "result": "hit", **fields}))
         record = turn_record(event)
         log.info("[TELEMETRY] %s", json.dumps(record, separators=(",", ":"), default=str))

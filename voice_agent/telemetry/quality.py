@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from voice_agent.listeners import Listeners
 from voice_agent.quality.score import QualityScore, score_answer
@@ -49,14 +49,6 @@ async def score_texts(
     return score_answer(
         answer, vectors[0], vectors[1], grounded, outcome, intent_score, question=question
     )
-
-
-def template_intent_score(detail: Mapping[str, Any]) -> float | None:
-    """How sure the quick tier was of the intent it answered, from the turn's detail."""
-    quick = detail.get("quick")
-    if isinstance(quick, Mapping) and isinstance(quick.get("score"), int | float):
-        return float(quick["score"])
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +98,12 @@ class QualityTracker:
                     source=would_be.source,
                     answer=would_be.answer,
                     context=(),
-                    detail={"would_be": True, **would_be.detail},
+                    detail=would_be.detail,
                     would_be=None,
+                    cache=None,
+                    intent_score=would_be.intent_score,
+                    fallback_reason=None,
+                    shadow_answer=True,
                 )
             )
         for item in scored:
@@ -125,7 +121,7 @@ class QualityTracker:
     async def _score(self, event: TurnEvent) -> None:
         assert event.question is not None
         context = list(event.context) if event.source == "llm" else []
-        reason = str(event.detail.get("reason", ""))
+        reason = event.fallback_reason or ""
         outcome = "timeout" if reason.startswith("timeout") else "fallback"
         result = await score_texts(
             self._encode,
@@ -133,11 +129,11 @@ class QualityTracker:
             event.answer,
             context or None,
             outcome if event.source == "fallback" else "answer",
-            template_intent_score(event.detail) if event.source == "quick" else None,
+            event.intent_score if event.source == "quick" else None,
         )
         parts = " ".join(f"{k}={v}" for k, v in result.parts.items())
         notes = f" notes={';'.join(result.notes)}" if result.notes else ""
-        if event.detail.get("would_be"):
+        if event.shadow_answer:
             notes += " would_be=true"
         log.info(
             "[QUALITY] call=%s turn=%s source=%s state=%s mode=%s score=%s %s%s",

@@ -122,6 +122,7 @@ class CacheTier:
                     "age_s": round(result.age_s, 3),
                 }
             },
+            cache="hit",
         )
 
     def follow(self, request: TurnRequest, reply: Reply) -> Reply:
@@ -133,6 +134,7 @@ class CacheTier:
         self, request: TurnRequest, reply: Reply, pieces: AsyncGenerator[str, None]
     ) -> AsyncGenerator[str, None]:
         if request.cache_miss is not None:
+            reply.cache = "miss"
             reply.detail["cache"] = {"miss": request.cache_miss}
         # Closed with this generator, so that a barge-in reaches the model at once.
         async with aclosing(pieces):

@@ -47,6 +47,7 @@ class ResponderChain:
             source="fallback",
             pieces=say(self._fallback_text),
             detail={"reason": "no_tier_answered", "passed": passed},
+            fallback_reason="no_tier_answered",
         )
 
     async def would_be(self, request: TurnRequest) -> WouldBe | None:
@@ -60,7 +61,7 @@ class ResponderChain:
             if reply is not None:
                 text = "".join([piece async for piece in reply.pieces])
                 latency_ms = round((now() - started) * 1000, 3)
-                return WouldBe(reply.source, text, latency_ms, reply.detail)
+                return WouldBe(reply.source, text, latency_ms, reply.detail, reply.intent_score)
         return None
 
     def _followed(self, request: TurnRequest, reply: Reply, answering: Tier) -> Reply:

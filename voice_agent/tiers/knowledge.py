@@ -56,6 +56,7 @@ class KnowledgeTier:
                 source="fallback",
                 pieces=say(self._config.fallback_text),
                 detail={"reason": "circuit_open", "llm": self._llm.name},
+                fallback_reason="circuit_open",
             )
         reply = Reply(source="llm", pieces=say(""), detail={"llm": self._llm.name})
         reply.pieces = self._answer(request, reply)
@@ -118,7 +119,7 @@ class KnowledgeTier:
             outcome_recorded = True
             if not spoke_answer:
                 reply.source = "fallback"
-                reply.detail["reason"] = "empty_answer"
+                reply.fallback_reason = reply.detail["reason"] = "empty_answer"
                 yield _after(spoke_filler, cfg.fallback_text)
             else:
                 reply.answer = "".join(answer).strip()
@@ -126,9 +127,8 @@ class KnowledgeTier:
             self._breaker.record_failure()
             outcome_recorded = True
             reply.source = "fallback"
-            reply.detail["reason"] = (
-                f"timeout_{exc.phase}" if isinstance(exc, LLMTimeout) else "llm_error"
-            )
+            reason = f"timeout_{exc.phase}" if isinstance(exc, LLMTimeout) else "llm_error"
+            reply.fallback_reason = reply.detail["reason"] = reason
             reply.detail["error"] = str(exc)
             reply.detail["partial"] = spoke_answer
             yield _after(spoke_answer or spoke_filler, cfg.fallback_text)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from quick_responses.responder import QuickDecision, QuickResponder
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
-from voice_agent.types import Action, Reply, TurnRequest, Vector
+from voice_agent.types import Action, HangUp, Reply, Transfer, TurnRequest, Vector
 
 Embed = Callable[[str], Awaitable[Vector]]
 
@@ -67,11 +67,11 @@ class QuickTier:
             spoken[-1] if spoken else None,
         )
         spec = self.responder.pack.intents[decision.intent]
-        actions = []
+        actions: list[Action] = []
         if spec.ends_call:
-            actions.append(Action("hangup"))
+            actions.append(HangUp())
         elif spec.action == "transfer":
-            actions.append(Action("transfer"))
+            actions.append(Transfer())
         return Reply(
             source="quick",
             pieces=say(text),
@@ -84,4 +84,5 @@ class QuickTier:
                 },
             },
             actions=actions,
+            intent_score=decision.score,
         )

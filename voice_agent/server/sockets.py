@@ -1,0 +1,170 @@
+"""The one socket loop every WebSocket frontend's call runs on. It reads frames, refuses bad
+ones through the session's error event (which the codec turns into an error frame or a log
+line), hands events to the call's session, and writes the codec's frames in order. What differs
+between frontends is the codec's (frontends/codec.py); this module knows no vendor's frames."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from voice_agent.call.session import CallSession
+from voice_agent.errors import ProtocolError
+from voice_agent.events import AgentEvent, CallStart
+from voice_agent.frontends.codec import Codec, Inbound
+from voice_agent.frontends.frames import too_large
+from voice_agent.server.service import Service
+from voice_agent.turn import now
+
+log = logging.getLogger(__name__)
+
+FAILED_START = 1011  # the close code for a call the frontend cannot start again
+
+
+class CallSocket:
+    """A call's socket and codec. Frames leave one event at a time, in order; a reconnecting
+    frontend brings a new socket and codec (`attach`) while the session goes on."""
+
+    def __init__(self, ws: WebSocket, codec: Codec) -> None:
+        self.ws = ws
+        self.codec = codec
+        self._lock = asyncio.Lock()
+
+    async def send(self, event: AgentEvent) -> None:
+        """The session's sender: the event as the codec's frames."""
+        async with self._lock:
+            out = self.codec.encode(event)
+            await self._write(out.frames)
+            if out.close:
+                await self._close(1000)
+
+    async def write(self, frames: Iterable[str]) -> None:
+        async with self._lock:
+            await self._write(frames)
+
+    async def close(self, code: int) -> None:
+        async with self._lock:
+            await self._close(code)
+
+    async def attach(self, ws: WebSocket, codec: Codec) -> None:
+        async with self._lock:
+            self.ws, self.codec = ws, codec
+
+    async def _write(self, frames: Iterable[str]) -> None:
+        if self.ws.application_state is not WebSocketState.CONNECTED:
+            return
+        try:
+            for frame in frames:
+                await self.ws.send_text(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            log.debug("call socket closed while sending")
+
+    async def _close(self, code: int) -> None:
+        if self.ws.application_state is not WebSocketState.CONNECTED:
+            return
+        try:
+            await self.ws.close(code=code)
+        except (RuntimeError, OSError):
+            log.debug("call socket already closed")
+
+
+@dataclass(frozen=True, slots=True)
+class SocketCall:
+    """One call served over a socket: the session, and the socket its events go out on."""
+
+    socket: CallSocket
+    session: CallSession
+
+
+def open_call(ws: WebSocket, codec: Codec, service: Service) -> SocketCall:
+    socket = CallSocket(ws, codec)
+    config = replace(service.call_config, frontend_reminders=codec.frontend_reminders)
+    return SocketCall(socket, CallSession(service.call_deps, socket.send, config))
+
+
+async def run_call(call: SocketCall, max_frame_bytes: int) -> None:
+    """Serve the call until the socket closes, or the call has ended and the codec's linger
+    has passed. The session is not closed here: a frontend that reconnects may get it back."""
+    socket, session = call.socket, call.session
+    await socket.write(socket.codec.opening())
+    loop = asyncio.get_running_loop()
+    close_at: float | None = None
+    while True:
+        codec = socket.codec
+        if session.ended:
+            if codec.linger_s <= 0:
+                return
+            if close_at is None:
+                close_at = loop.time() + codec.linger_s
+        wait = codec.wait_s()
+        deadline = close_at if wait is None else loop.time() + wait
+        if close_at is not None and deadline is not None:
+            deadline = min(deadline, close_at)
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await socket.ws.receive()
+        except TimeoutError:
+            if close_at is not None and loop.time() >= close_at:
+                await socket.close(1000)
+                return
+            if not await _take(call, codec.timed_out(session.turn_id), None, max_frame_bytes):
+                return
+            continue
+        if message["type"] == "websocket.disconnect":
+            return
+        if not await _on_message(call, message, max_frame_bytes):
+            return
+
+
+async def _on_message(
+    call: SocketCall, message: MutableMapping[str, Any], max_frame_bytes: int
+) -> bool:
+    received_at = now()
+    text = message.get("text")
+    if text is None:
+        await call.session.error("binary_not_supported", "frames must be JSON text")
+        return True
+    return await _on_text(call, text, received_at, max_frame_bytes)
+
+
+async def _on_text(call: SocketCall, text: str, received_at: float, max_frame_bytes: int) -> bool:
+    session = call.session
+    if too_large(text, max_frame_bytes):
+        await session.error("frame_too_large", f"frame exceeds {max_frame_bytes} bytes")
+        return True
+    try:
+        inbound = call.socket.codec.decode(text, session.turn_id)
+    except ProtocolError as exc:
+        await session.error(exc.code, exc.message)
+        return True
+    return await _take(call, inbound, received_at, max_frame_bytes)
+
+
+async def _take(
+    call: SocketCall, inbound: Inbound, received_at: float | None, max_frame_bytes: int
+) -> bool:
+    """Hand one frame's events to the session and send what is owed; False when the socket
+    was closed because the call could not start."""
+    socket, session = call.socket, call.session
+    await socket.write(inbound.replies)
+    for event in inbound.events:
+        try:
+            await session.handle(event, received_at)
+        except Exception:  # task boundary: one bad event must not end the call
+            log.exception("call %s failed to handle %s", session.call_id, type(event).__name__)
+            await session.error("internal_error", "the service failed to handle that frame")
+        if isinstance(event, CallStart) and not session.started:
+            if socket.codec.closes_on_failed_start:
+                log.error("call %s could not start (flow %r)", event.call_id, event.flow)
+                await socket.close(FAILED_START)
+                return False
+    await socket.write(socket.codec.settled(session.turn_id, session.ended))
+    if inbound.then is not None:
+        return await _on_text(call, inbound.then, now(), max_frame_bytes)
+    return True
