@@ -55,7 +55,6 @@ from voice_agent.server.app import create_app
 from voice_agent.server.build import build_service
 from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
-from voice_agent.turn import TurnRecord
 from voice_agent.types import Message
 
 sys.path.append(str(Path(__file__).resolve().parent))
@@ -248,7 +247,7 @@ async def warm(service: Service, questions: list[str]) -> int:
     answers = [
         ready
         async for question, reply in generate(
-            service.responder, questions, flow.name, state, lambda n: TurnRecord("warm", n)
+            service.responder, service.encoder.embed, questions, flow.name, state
         )
         if (ready := warm_answer(question, reply, flow.name, state)) is not None
     ]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from voice_agent.turn import TurnRecord
+
+if TYPE_CHECKING:  # utterance.py imports this module's Vector and Passage
+    from voice_agent.utterance import Utterance
 
 Source = Literal["quick", "cache", "llm", "fallback", "flow"]
 Vector = npt.NDArray[np.float32]
@@ -70,11 +73,14 @@ class HangUp:
 Action = Transfer | SendDigits | HangUp
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TurnRequest:
+    """What the tiers are asked for one turn. Frozen: a tier learns from it and answers with a
+    Pass or a Reply; it never writes back. The utterance computes its embedding once for all."""
+
     call_id: str
     turn_id: int
-    text: str
+    utterance: Utterance
     state: str
     history: Sequence[Message]
     record: TurnRecord
@@ -82,15 +88,25 @@ class TurnRequest:
     budgets: Budgets | None = None  # None: the tier's defaults
     cacheable: bool = True
     tiers: Sequence[str] | None = None  # names of the tiers allowed to answer; None: all
-    vector: Vector | None = None  # the utterance's embedding, when already computed
-    passages: Sequence[Passage] | None = None  # retrieved ahead, on the caller's partials
     quick_intents: Sequence[str] | None = None  # small talk the state lets templates answer
     context: Mapping[str, str] = field(default_factory=dict)  # placeholder values of the call
-    quick: Any = None  # the quick tier's decision when it passed the turn on
     flow: str = ""
     private: Sequence[str] = ()  # the caller's own data (slot values, call metadata)
-    cache_miss: Mapping[str, Any] | None = None  # why the cache tier passed the turn on
     shadow: bool = False  # shadow mode: the fast tiers only watch and learn
+
+    @property
+    def text(self) -> str:
+        return self.utterance.text
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """A tier leaves the turn to the next one: why, and what it looked at (None: it did not
+    look, e.g. a state it may not answer in). The evidence is for people reading the turn."""
+
+    tier: str
+    reason: str
+    evidence: Mapping[str, Any] | None = None
 
 
 CacheVerdict = Literal["hit", "miss"]
@@ -130,8 +146,8 @@ class Reply:
 class Tier(Protocol):
     name: str
 
-    async def respond(self, request: TurnRequest) -> Reply | None:
-        """Answer the turn, or return None to let the next tier try."""
+    async def respond(self, request: TurnRequest) -> Reply | Pass:
+        """Answer the turn, or pass it on to the next tier."""
         ...
 
 

@@ -12,36 +12,47 @@ from voice_agent.server.service import Service
 from voice_agent.tiers.chain import ResponderChain
 from voice_agent.types import Reply, TurnRequest
 
+from ..fakes import settle
 
 WORDS = [f"word{n} " for n in range(40)]
 
 
-async def filled(queue: asyncio.Queue[Any]) -> None:
-    async with asyncio.timeout(10):  # the turn embeds the question on the encoder's thread first
-        while not queue.full():
-            await asyncio.sleep(0.01)
-
-
 class ManyPieces:
+    """Answers with WORDS; `past` is set when it hands out the piece after the first `room`."""
+
     name = "knowledge"
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.past = asyncio.Event()
 
     async def respond(self, request: TurnRequest) -> Reply:
         async def pieces() -> AsyncGenerator[str, None]:
-            for word in WORDS:
+            for n, word in enumerate(WORDS):
+                if n >= self.room:  # the queue holds `room`: this piece waits for the reader
+                    self.past.set()
                 yield word
 
         return Reply(source="llm", pieces=pieces())
+
+
+async def filled(tier: ManyPieces, queue: asyncio.Queue[Any]) -> None:
+    async with asyncio.timeout(10):  # the turn embeds the question on the encoder's thread first
+        await tier.past.wait()
+    await settle()
+    assert queue.full()
 
 
 async def test_a_turn_longer_than_its_queue_arrives_whole_with_its_end(
     make_service: Callable[..., Service],
 ) -> None:
     service = make_service()
-    service.responder = ResponderChain([ManyPieces()], fallback_text="sorry")
+    tier = ManyPieces(room=4)
+    service.responder = ResponderChain([tier], fallback_text="sorry")
     call = ChatCall(service, queue_size=4)
     await call.start(None)
     queue = await call.ask("tell me everything", [])
-    await filled(queue)  # the turn fills the queue and waits for the reader
+    await filled(tier, queue)  # the turn fills the queue and waits for the reader
     async with asyncio.timeout(10):
         text = "".join([piece async for piece in answer_pieces(queue)])
     assert text.strip() == "".join(WORDS).strip()
@@ -52,11 +63,12 @@ async def test_a_newer_request_ends_the_older_stream_even_when_its_queue_is_full
     make_service: Callable[..., Service],
 ) -> None:
     service = make_service()
-    service.responder = ResponderChain([ManyPieces()], fallback_text="sorry")
+    tier = ManyPieces(room=4)
+    service.responder = ResponderChain([tier], fallback_text="sorry")
     call = ChatCall(service, queue_size=4)
     await call.start(None)
     older = await call.ask("tell me everything", [])
-    await filled(older)
+    await filled(tier, older)
     newer = await call.ask("and again", [])
     async with asyncio.timeout(10):
         cut = "".join([piece async for piece in answer_pieces(older)])

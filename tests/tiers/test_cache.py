@@ -15,7 +15,6 @@ import pytest
 from voice_agent.cache.warming import WarmAnswer, generate, read_warm_file, write_warm_file
 from voice_agent.errors import ConfigError
 from voice_agent.server.service import Service
-from voice_agent.turn import TurnRecord
 
 from ..conftest import CallClient, call
 from ..fakes import FakeLLM, scaled
@@ -252,11 +251,7 @@ async def test_answers_generated_offline_are_served_from_the_warm_file(
     answers = [
         WarmAnswer(question, reply.answer or "", "qa", "answer")
         async for question, reply in generate(
-            maker.responder,
-            ["Do you deliver prescriptions?"],
-            "qa",
-            "answer",
-            lambda n: TurnRecord("warm", n),
+            maker.responder, maker.encoder.embed, ["Do you deliver prescriptions?"], "qa", "answer"
         )
     ]
     warm_file = tmp_path / "warm.jsonl"

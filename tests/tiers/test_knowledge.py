@@ -6,7 +6,8 @@ from __future__ import annotations
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.tiers.knowledge import KnowledgeConfig, KnowledgeTier
 from voice_agent.turn import TurnRecord
-from voice_agent.types import Budgets, Message, Reply, TurnRequest
+from voice_agent.types import Budgets, Message, Reply, TurnRequest, Vector
+from voice_agent.utterance import Utterance
 
 from ..fakes import FakeLLM, FakeRetriever, ManualClock, scaled
 
@@ -27,11 +28,15 @@ def config(first: float = 0.05, stall: float = 0.2, total: float = 0.4) -> Knowl
     )
 
 
+async def no_embedding(text: str) -> Vector:
+    raise AssertionError("the knowledge tier leaves embedding to the retriever")
+
+
 def request(text: str = "When do you open on Saturday?") -> TurnRequest:
     return TurnRequest(
         call_id="c1",
         turn_id=1,
-        text=text,
+        utterance=Utterance(text, no_embedding),
         state="default",
         history=(Message("user", "hi"), Message("assistant", "Hello.")),
         record=TurnRecord("c1", 1),

@@ -11,6 +11,7 @@ from voice_agent.llm.local import LocalModel
 from voice_agent.tiers.cache import CacheTier
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Message, Reply, TurnRequest
+from voice_agent.utterance import Utterance
 
 from ..fakes import FakeLLM
 
@@ -36,7 +37,9 @@ async def test_closing_an_answer_the_cache_follows_closes_the_answer_at_once() -
 
     tier = CacheTier(ResponseCache(ttl_s=60, max_entries=10), embed, lambda: "kb1")
     backend = FakeLLM(tokens=TOKENS)
-    request = TurnRequest("call", 1, "Do you deliver?", "answer", (), TurnRecord("call", 1))
+    request = TurnRequest(
+        "call", 1, Utterance("Do you deliver?", embed), "answer", (), TurnRecord("call", 1)
+    )
     reply = tier.follow(request, Reply(source="llm", pieces=backend.stream([], 20)))
     assert await anext(reply.pieces) == "We "
     await reply.pieces.aclose()
@@ -56,7 +59,9 @@ async def test_a_store_check_that_breaks_costs_the_cache_an_answer_not_the_turn(
     tier = CacheTier(
         ResponseCache(ttl_s=60, max_entries=10), embed, lambda: "kb1", store_check=broken
     )
-    request = TurnRequest("call", 1, "Do you deliver?", "answer", (), TurnRecord("call", 1))
+    request = TurnRequest(
+        "call", 1, Utterance("Do you deliver?", embed), "answer", (), TurnRecord("call", 1)
+    )
     reply = tier.follow(request, Reply(source="llm", pieces=FakeLLM(tokens=TOKENS).stream([], 20)))
     assert "".join([piece async for piece in reply.pieces]) == "".join(TOKENS)
     assert reply.detail["cache_stored"] is False and stored == []

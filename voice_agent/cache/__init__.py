@@ -4,4 +4,4 @@ layer, and warming from FAQ pairs and warm files. The tier that serves from it i
 `voice_agent.tiers.cache`.
 
 May import: voice_agent.errors, voice_agent.events, voice_agent.tasks, voice_agent.turn,
-voice_agent.types, voice_agent.quality, voice_agent.rag."""
+voice_agent.types, voice_agent.utterance, voice_agent.quality, voice_agent.rag."""

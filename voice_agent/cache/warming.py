@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from voice_agent.errors import ConfigError
 from voice_agent.rag.documents import Document
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Budgets, Reply, Responder, TurnRequest
+from voice_agent.utterance import Embed, Utterance
 
 OFFLINE_BUDGETS = Budgets(first_token_s=60, stall_s=60, total_s=300)
 
@@ -113,10 +114,10 @@ def write_warm_file(path: Path, answers: Iterable[WarmAnswer]) -> int:
 
 async def generate(
     responder: Responder,
+    embed: Embed,
     questions: Iterable[str],
     flow: str,
     state: str,
-    record: Callable[[int], TurnRecord],
 ) -> AsyncIterator[tuple[str, Reply]]:
     """Answer each question through the knowledge tier alone, with budgets generous enough
     for a slow machine: warming runs before traffic, where waiting costs nobody."""
@@ -124,10 +125,10 @@ async def generate(
         request = TurnRequest(
             call_id="warm",
             turn_id=number,
-            text=question,
+            utterance=Utterance(question, embed),
             state=state,
             history=(),
-            record=record(number),
+            record=TurnRecord("warm", number),
             budgets=OFFLINE_BUDGETS,
             cacheable=False,  # nothing here goes through the cache tier
             tiers=("knowledge",),

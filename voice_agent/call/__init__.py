@@ -3,4 +3,5 @@ pure turn plan (mode, budgets, tiers from one flags snapshot: `plan`), a turn's 
 history, intent matching, the silence timer, and speculation on partial transcripts.
 
 May import: voice_agent.errors, voice_agent.events, voice_agent.tasks, voice_agent.turn,
-voice_agent.types, voice_agent.flags, voice_agent.flows, voice_agent.telemetry."""
+voice_agent.types, voice_agent.utterance, voice_agent.flags, voice_agent.flows,
+voice_agent.telemetry."""

@@ -5,7 +5,7 @@ module only delivers it and reports what was said."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,14 +22,13 @@ from voice_agent.types import (
     HangUp,
     Message,
     Outcome,
-    Passage,
     Responder,
     SendDigits,
     Transfer,
     TurnRequest,
-    Vector,
     WouldBe,
 )
+from voice_agent.utterance import Utterance
 
 Send = Callable[[AgentEvent], Awaitable[None]]
 
@@ -41,15 +40,6 @@ def ends_call(action: Action) -> str | None:
     if isinstance(action, Transfer):
         return "transfer"
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    """The caller's words that a turn answers, with the work already done on them."""
-
-    text: str
-    vector: Vector | None = None  # computed for intent matching or on the partials
-    passages: Sequence[Passage] | None = None  # retrieved on the partials
 
 
 @dataclass(slots=True)
@@ -129,14 +119,14 @@ def turn_request(
     record: TurnRecord,
     decision: sm.Decision,
     plan: TurnPlan,
-    question: Question,
+    utterance: Utterance,
 ) -> TurnRequest:
-    """What the tiers are asked: the question, the plan's budgets and tiers, the call's context."""
+    """What the tiers are asked: the utterance, the plan's budgets and tiers, the call's context."""
     slots = dict(live.state.slots)
     return TurnRequest(
         call_id=record.call_id,
         turn_id=record.turn_id,
-        text=question.text,
+        utterance=utterance,
         state=decision.state,
         history=tuple(live.history[:-2]),  # before this utterance and this answer
         record=record,
@@ -144,8 +134,6 @@ def turn_request(
         budgets=plan.budgets,
         cacheable=decision.cacheable,
         tiers=plan.tiers,
-        vector=question.vector,
-        passages=question.passages,
         quick_intents=decision.quick_intents,
         context={**live.context, **slots},
         flow=live.flow.name,
@@ -167,7 +155,7 @@ def turn_event(
     flow: str,
     mode: str,
     done: Done,
-    question: Question | None,
+    utterance: Utterance | None,
     answered: Answered | None,
 ) -> TurnEvent:
     """What the observers are told of a finished turn: what the frontend was told, and more."""
@@ -179,7 +167,7 @@ def turn_event(
         state=done.state,
         mode=mode,
         source=done.source,
-        question=question.text if question is not None else None,
+        question=utterance.text if utterance is not None else None,
         answer=done.text,
         latency_ms=done.latency_ms,
         detail=done.detail,

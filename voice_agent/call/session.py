@@ -16,7 +16,6 @@ from voice_agent.call import history as call_history
 from voice_agent.call.config import CallConfig, CallDeps, LiveCall
 from voice_agent.call.delivery import (
     Answered,
-    Question,
     Send,
     Speaker,
     answer,
@@ -50,6 +49,9 @@ from voice_agent.flags import Flags
 from voice_agent.tasks import TaskScope
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Action, Message
+
+# The words a turn answers, with their embedding (events.Utterance is the caller's event).
+from voice_agent.utterance import Utterance as Heard
 
 __all__ = ["CallConfig", "CallDeps", "CallSession"]
 
@@ -174,11 +176,15 @@ class CallSession:
     async def _utterance_turn(self, live: LiveCall, text: str, record: TurnRecord) -> None:
         partials = self._speculator.partials
         prepared = await self._speculator.take_for(text, record)
-        candidates = sm.candidate_intents(live.flow, live.state)
-        vector = prepared.vector if prepared is not None else None
-        match, vector = await match_intent(
-            self._deps.intents, self._deps.embed, text, candidates, record, vector
+        utterance = Heard(
+            text,
+            self._deps.embed,
+            record,
+            vector=prepared.vector if prepared is not None else None,
+            passages=prepared.passages if prepared is not None else None,
         )
+        candidates = sm.candidate_intents(live.flow, live.state)
+        match = await match_intent(self._deps.intents, utterance, candidates)
         intent = match.intent if match else None
         live.state, decision = sm.step(
             live.flow, live.state, sm.Utterance(text, intent), live.context
@@ -188,8 +194,7 @@ class CallSession:
             detail["intent"] = {"name": match.intent, "score": match.score, "kind": match.kind}
         if partials:
             detail["speculation"] = "used" if prepared is not None else "missed"
-        passages = prepared.passages if prepared is not None else None
-        await self._deliver(live, record, decision, detail, Question(text, vector, passages))
+        await self._deliver(live, record, decision, detail, utterance)
 
     async def _dtmf(self, live: LiveCall, event: Dtmf, received_at: float | None) -> None:
         live.state, decision = sm.step(live.flow, live.state, sm.Dtmf(event.digit), live.context)
@@ -231,7 +236,7 @@ class CallSession:
         record: TurnRecord,
         decision: sm.Decision,
         detail: dict[str, Any],
-        question: Question | None = None,
+        utterance: Heard | None = None,
     ) -> None:
         """Speak what the flow decided, let the tiers answer if it asked them to, then send
         the actions; end the call or wait for the caller."""
@@ -241,8 +246,8 @@ class CallSession:
         if decision.say:
             await speaker.speak(decision.say)
         answered = None
-        if decision.respond and question is not None:
-            request = turn_request(live, record, decision, plan, question)
+        if decision.respond and utterance is not None:
+            request = turn_request(live, record, decision, plan, utterance)
             answered = await answer(
                 self._deps.responder,
                 request,
@@ -253,7 +258,7 @@ class CallSession:
             )
         actions = [flow_action(a) for a in decision.actions]
         said = speaker.said.content
-        await self._finish(live, record, decision, plan, said, detail, question, answered)
+        await self._finish(live, record, decision, plan, said, detail, utterance, answered)
         if answered is not None:
             actions.extend(answered.actions)
         for action in actions:
@@ -274,7 +279,7 @@ class CallSession:
         plan: TurnPlan,
         said: str,
         flow_detail: dict[str, Any],
-        question: Question | None,
+        utterance: Heard | None,
         answered: Answered | None,
     ) -> None:
         """Tell the frontend the turn is done, and the observers what it was."""
@@ -285,7 +290,7 @@ class CallSession:
         done = Done(record.turn_id, said, source, decision.state, record.latency_ms(), detail)
         await self._send(done)
         if self._deps.telemetry is not None:
-            event = turn_event(live.call_id, live.flow.name, plan.mode, done, question, answered)
+            event = turn_event(live.call_id, live.flow.name, plan.mode, done, utterance, answered)
             self._deps.telemetry.turn_served(event)
 
     async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:

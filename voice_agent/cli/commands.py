@@ -103,7 +103,6 @@ def warm(args: argparse.Namespace) -> int:
     )
     from voice_agent.server.build import build_service
     from voice_agent.settings import load_settings
-    from voice_agent.turn import TurnRecord
 
     lines = Path(args.questions).read_text(encoding="utf-8").splitlines()
     questions = list(dict.fromkeys(q.strip() for q in lines if q.strip() and not q.startswith("#")))
@@ -121,7 +120,7 @@ def warm(args: argparse.Namespace) -> int:
         answers = []
         try:
             async for question, reply in generate(
-                service.responder, questions, flow.name, state, lambda n: TurnRecord("warm", n)
+                service.responder, service.encoder.embed, questions, flow.name, state
             ):
                 ready = warm_answer(question, reply, flow.name, state)
                 if ready is not None:

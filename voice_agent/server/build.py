@@ -122,7 +122,7 @@ def build_quick_tier(settings: Settings, encoder: Encoder) -> QuickTier | None:
         len(pack.intents),
         "head" if head else "nearest example",
     )
-    return QuickTier(responder, encoder.embed, {"business": settings.business_name})
+    return QuickTier(responder, {"business": settings.business_name})
 
 
 def build_cache_tier(

@@ -17,6 +17,7 @@ from voice_agent.server.service import Service
 from voice_agent.tiers.quick import QuickTier, explain_decision
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Vector
+from voice_agent.utterance import Utterance
 
 
 async def explain(
@@ -38,12 +39,10 @@ async def explain(
     context = {"business": service.settings.business_name, **flow.context}
     call = sm.CallState(state=state)
     record = TurnRecord("explain", 0)
-    vector = await service.encoder.embed(text)
-
+    utterance = Utterance(text, service.encoder.embed, record)
     candidates = sm.candidate_intents(flow, call)
-    match, _ = await match_intent(
-        service.intents, service.encoder.embed, text, candidates, record, vector
-    )
+    match = await match_intent(service.intents, utterance, candidates)
+    vector = await utterance.vector()  # every tier's verdict is shown, so every tier's input
     _, decision = sm.step(flow, call, sm.Utterance(text, match.intent if match else None), context)
     config = service.call_config
     flags = service.flags.current if service.flags is not None else None

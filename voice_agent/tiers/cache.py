@@ -21,7 +21,7 @@ from voice_agent.quality.score import score_answer
 from voice_agent.tasks import TaskScope
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
-from voice_agent.types import Reply, TurnRequest, Vector
+from voice_agent.types import Pass, Reply, TurnRequest, Vector
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def why_not_stored(request: TurnRequest, reply: Reply) -> str | None:
         return "state not cacheable"
     if reply.source != "llm" or reply.answer is None:
         return f"source {reply.source}" if reply.source != "llm" else "answer incomplete"
-    if request.vector is None:
+    if request.utterance.known_vector is None:
         return "no question vector"
     question = normalize(request.text)
     if question.startswith(_FOLLOW_UP_OPENINGS):
@@ -88,25 +88,23 @@ class CacheTier:
     def scope(self, request: TurnRequest) -> CacheScope:
         return CacheScope(request.flow, request.state, self._kb_version(), self._language)
 
-    async def respond(self, request: TurnRequest) -> Reply | None:
+    async def respond(self, request: TurnRequest) -> Reply | Pass:
         if not request.cacheable:
-            return None
+            return Pass(self.name, "state not cacheable")
         started = now()
         scope = self.scope(request)
         result = self.cache.lookup_exact(request.text, scope)
         if result is None:
-            if request.vector is None:
-                request.vector = await self._embed(request.text)
-                request.record.add_duration("embedding", started)
-                started = now()
-            looked = self.cache.lookup_semantic(request.text, request.vector, scope)
+            vector = await request.utterance.vector()
+            started = now()
+            looked = self.cache.lookup_semantic(request.text, vector, scope)
             request.record.add_duration("cache", started)
             if not isinstance(looked, CacheHit):
-                request.cache_miss = {
+                evidence = {
                     "best_similarity": round(looked.best_similarity, 4),
                     "reason": looked.reason,
                 }
-                return None
+                return Pass(self.name, looked.reason, evidence)
             result = looked
         else:
             request.record.add_duration("cache", started)
@@ -125,17 +123,18 @@ class CacheTier:
             cache="hit",
         )
 
-    def follow(self, request: TurnRequest, reply: Reply) -> Reply:
+    def follow(self, request: TurnRequest, reply: Reply, passes: Sequence[Pass] = ()) -> Reply:
         """Watch a later tier's reply; store it once it has been spoken to its end."""
+        looked = next((p for p in passes if p.tier == self.name and p.evidence is not None), None)
+        if looked is not None and looked.evidence is not None:
+            reply.cache = "miss"
+            reply.detail["cache"] = {"miss": dict(looked.evidence)}
         reply.pieces = self._watch(request, reply, reply.pieces)
         return reply
 
     async def _watch(
         self, request: TurnRequest, reply: Reply, pieces: AsyncGenerator[str, None]
     ) -> AsyncGenerator[str, None]:
-        if request.cache_miss is not None:
-            reply.cache = "miss"
-            reply.detail["cache"] = {"miss": request.cache_miss}
         # Closed with this generator, so that a barge-in reaches the model at once.
         async with aclosing(pieces):
             async for piece in pieces:
@@ -152,11 +151,11 @@ class CacheTier:
         if self._stores.running >= MAX_PENDING_STORES:
             log.warning("cache store queue full; answer not cached")
             return
-        assert request.vector is not None and reply.answer is not None
+        vector = request.utterance.known_vector
+        assert vector is not None and reply.answer is not None  # why_not_stored checked both
         reply.detail["cache_stored"] = True
         self._stores.spawn(
-            self.remember(request.text, request.vector, reply.answer, self.scope(request)),
-            name="store",
+            self.remember(request.text, vector, reply.answer, self.scope(request)), name="store"
         )
 
     def _why_not_stored(self, request: TurnRequest, reply: Reply) -> str | None:

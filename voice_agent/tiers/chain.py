@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol, runtime_checkable
 
 from voice_agent.turn import now
-from voice_agent.types import Reply, Tier, TurnRequest, WouldBe
+from voice_agent.types import Pass, Reply, Tier, TurnRequest, WouldBe
 
 
 async def say(text: str) -> AsyncGenerator[str, None]:
@@ -17,9 +17,10 @@ async def say(text: str) -> AsyncGenerator[str, None]:
 
 @runtime_checkable
 class Follower(Protocol):
-    """A tier that watches the replies of the tiers after it (the cache stores them)."""
+    """A tier that watches the replies of the tiers after it (the cache stores them); `passes`
+    are the earlier tiers' passes for this turn, its own among them."""
 
-    def follow(self, request: TurnRequest, reply: Reply) -> Reply: ...
+    def follow(self, request: TurnRequest, reply: Reply, passes: Sequence[Pass]) -> Reply: ...
 
 
 class ResponderChain:
@@ -32,21 +33,23 @@ class ResponderChain:
         self._fallback_text = fallback_text
 
     async def respond(self, request: TurnRequest) -> Reply:
-        passed: list[str] = []
+        passes: list[Pass] = []  # the tiers asked, for the followers
+        shown: list[str] = []  # every tier before the answer, for the turn's detail
         for tier in self.tiers:
             if request.tiers is not None and tier.name not in request.tiers:
-                passed.append(f"{tier.name} (not allowed in this state)")
+                shown.append(f"{tier.name} (not allowed in this state)")
                 continue
-            reply = await tier.respond(request)
-            if reply is not None:
-                if passed:
-                    reply.detail.setdefault("passed", passed)
-                return self._followed(request, reply, tier)
-            passed.append(tier.name)
+            answer = await tier.respond(request)
+            if isinstance(answer, Reply):
+                if shown:
+                    answer.detail.setdefault("passed", shown)
+                return self._followed(request, answer, tier, passes)
+            passes.append(answer)
+            shown.append(tier.name)
         return Reply(
             source="fallback",
             pieces=say(self._fallback_text),
-            detail={"reason": "no_tier_answered", "passed": passed},
+            detail={"reason": "no_tier_answered", "passed": shown},
             fallback_reason="no_tier_answered",
         )
 
@@ -58,13 +61,15 @@ class ResponderChain:
             if request.tiers is None or tier.name not in request.tiers:
                 continue
             reply = await tier.respond(request)
-            if reply is not None:
+            if isinstance(reply, Reply):
                 text = "".join([piece async for piece in reply.pieces])
                 latency_ms = round((now() - started) * 1000, 3)
                 return WouldBe(reply.source, text, latency_ms, reply.detail, reply.intent_score)
         return None
 
-    def _followed(self, request: TurnRequest, reply: Reply, answering: Tier) -> Reply:
+    def _followed(
+        self, request: TurnRequest, reply: Reply, answering: Tier, passes: Sequence[Pass]
+    ) -> Reply:
         allowed = request.tiers
         for tier in self.tiers:
             if tier is answering:
@@ -74,5 +79,5 @@ class ResponderChain:
             if isinstance(tier, Follower) and (
                 allowed is None or tier.name in allowed or request.shadow
             ):
-                reply = tier.follow(request, reply)
+                reply = tier.follow(request, reply, passes)
         return reply

@@ -66,9 +66,11 @@ class KnowledgeTier:
         """The passages for the question (retrieved now unless already on the partials) and
         the prompt made of them; the reply notes which passages it is made from."""
         cfg = self._config
-        passages = request.passages
+        utterance = request.utterance
+        passages = utterance.passages
         if passages is None:
-            passages = await self._retriever.retrieve(request.text, request.record, request.vector)
+            vector = utterance.known_vector  # the retriever embeds (and caches) it otherwise
+            passages = await self._retriever.retrieve(utterance.text, request.record, vector)
         reply.detail["passages"] = [p.doc_id for p in passages]
         reply.context = [p.text for p in passages[: cfg.prompt_passages]]
         return build_messages(

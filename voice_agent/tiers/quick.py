@@ -4,14 +4,12 @@ the cache and the knowledge base. The library decides; this adapter supplies the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from quick_responses.responder import QuickDecision, QuickResponder
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
-from voice_agent.types import Action, HangUp, Reply, Transfer, TurnRequest, Vector
-
-Embed = Callable[[str], Awaitable[Vector]]
+from voice_agent.types import Action, HangUp, Pass, Reply, Transfer, TurnRequest
 
 RECENT_TURNS = 4  # agent turns whose wording is not repeated word for word
 
@@ -36,28 +34,25 @@ def explain_decision(decision: QuickDecision) -> dict[str, object]:
 class QuickTier:
     name = "quick"
 
-    def __init__(self, responder: QuickResponder, embed: Embed, context: Mapping[str, str]) -> None:
+    def __init__(self, responder: QuickResponder, context: Mapping[str, str]) -> None:
         self.responder = responder
-        self._embed = embed
         self._context = dict(context)
 
     async def decide(self, request: TurnRequest) -> QuickDecision:
-        """The library's decision, computing (and keeping on the request) the embedding if
-        the text needs one."""
-        if request.vector is None and self.responder.needs_vector(request.text):
-            started = now()
-            request.vector = await self._embed(request.text)
-            request.record.add_duration("embedding", started)
-        allowed = request.quick_intents
-        return self.responder.decide(request.text, request.vector, allowed)
+        """The library's decision, with the utterance's embedding when the text needs one."""
+        utterance = request.utterance
+        vector = utterance.known_vector
+        if vector is None and self.responder.needs_vector(utterance.text):
+            vector = await utterance.vector()
+        return self.responder.decide(utterance.text, vector, request.quick_intents)
 
-    async def respond(self, request: TurnRequest) -> Reply | None:
+    async def respond(self, request: TurnRequest) -> Reply | Pass:
         started = now()
         decision = await self.decide(request)
         request.record.add_duration("quick", started)
         if not decision.answer or decision.intent is None:
-            request.quick = decision  # the next tiers and explain can see why it passed
-            return None
+            evidence = {"intent": decision.intent, "score": round(decision.score, 4)}
+            return Pass(self.name, decision.guard or "no template fits", evidence)
         spoken = [m.content for m in request.history if m.role == "assistant" and m.content]
         text, template = self.responder.reply(
             decision,
