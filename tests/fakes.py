@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from voice_agent.errors import LLMUnavailable
 from voice_agent.tiers.chain import say
 from voice_agent.turn import TurnRecord
-from voice_agent.types import Action, Message, Passage, Reply, TurnRequest, Vector
+from voice_agent.types import Action, Message, Pass, Passage, Reply, TurnRequest, Vector
 
 # Every wait in the tests is multiplied by this, for slow machines.
 TIME_SCALE = float(os.environ.get("VOICE_AGENT_TEST_TIME_SCALE", "1"))
@@ -89,11 +89,18 @@ class ScriptedTier:
         return Reply(source="flow", pieces=say(self.text), actions=list(self.actions))
 
 
+@dataclass
 class FailingTier:
-    name = "knowledge"  # stands in for the knowledge tier
+    """A tier with a bug: it raises for every turn, or only for the call `only_call` (and
+    passes the others on)."""
 
-    async def respond(self, request: TurnRequest) -> Reply:
-        raise RuntimeError("a bug in a tier")
+    only_call: str | None = None
+    name: str = "knowledge"  # stands in for the knowledge tier
+
+    async def respond(self, request: TurnRequest) -> Reply | Pass:
+        if self.only_call is None or request.call_id == self.only_call:
+            raise RuntimeError("a bug in a tier")
+        return Pass(self.name, "not this call")
 
 
 class VirtualClock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import replace
 from typing import Any
 
 from voice_agent.server.chat import ChatCall, answer_pieces
@@ -48,7 +49,7 @@ async def test_a_turn_longer_than_its_queue_arrives_whole_with_its_end(
 ) -> None:
     service = make_service()
     tier = ManyPieces(room=4)
-    service.responder = ResponderChain([tier], fallback_text="sorry")
+    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
     call = ChatCall(service, queue_size=4)
     await call.start(None)
     queue = await call.ask("tell me everything", [])
@@ -64,7 +65,7 @@ async def test_a_newer_request_ends_the_older_stream_even_when_its_queue_is_full
 ) -> None:
     service = make_service()
     tier = ManyPieces(room=4)
-    service.responder = ResponderChain([tier], fallback_text="sorry")
+    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
     call = ChatCall(service, queue_size=4)
     await call.start(None)
     older = await call.ask("tell me everything", [])

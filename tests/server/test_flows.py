@@ -5,6 +5,7 @@ cacheability taken from the state."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,7 @@ async def test_cacheability_and_task_reach_the_tiers_from_the_state(
     )
     service = make_service(VOICE_AGENT_FLOW_PATH=str(path))
     tier = ScriptedTier(text="Sure.")
-    service.responder = ResponderChain([tier], fallback_text="sorry")
+    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
     async with running(service) as url, call(url) as client:
         await client.start()
         await turn(client, "question one")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -216,7 +217,7 @@ async def test_an_action_reaches_the_frontend_and_hangup_ends_the_call(
 ) -> None:
     service = make_service()
     tier = ScriptedTier(text="Goodbye!", actions=[HangUp()])
-    service.responder = ResponderChain([tier], fallback_text="sorry")
+    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
     async with running(service) as url, call(url) as client:
         await client.start()
         frames = await client.ask("bye")
@@ -232,7 +233,7 @@ async def test_a_transfer_action_carries_its_parameters(
 ) -> None:
     service = make_service()
     tier = ScriptedTier(text="Connecting you.", actions=[Transfer("+15550100")])
-    service.responder = ResponderChain([tier], fallback_text="sorry")
+    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
     async with running(service) as url, call(url) as client:
         await client.start()
         await client.ask("a person please")
@@ -250,14 +251,14 @@ async def test_a_failing_turn_speaks_the_fallback_and_touches_no_other_call(
 ) -> None:
     service = make_service(FakeLLM())
     healthy = service.responder
-    service.responder = ResponderChain([FailingTier()], fallback_text="Sorry, once more?")
+    failing = FailingTier(only_call="broken")
+    service = replace(service, responder=ResponderChain([failing, *healthy.tiers], "sorry"))
     async with running(service) as url, call(url) as broken:
-        await broken.start()
+        await broken.start(call_id="broken")
         frames = await broken.ask("hello")
         assert frames[-1]["source"] == "fallback"
         assert frames[-1]["text"] == service.settings.fallback_text
         assert frames[-1]["detail"]["reason"] == "internal_error"
-        service.responder = healthy
         async with call(url) as other:
             await other.start()
             await broken.send("{garbage")

@@ -12,9 +12,11 @@ from quick_responses.intents import IntentMatcher
 from voice_agent.flags import FlagStore
 from voice_agent.flows import FlowLibrary
 from voice_agent.telemetry.event import Telemetry
-from voice_agent.types import Budgets, Message, Responder, Retriever, Vector
+from voice_agent.types import Budgets, Message, Responder, Retriever
+from voice_agent.utterance import Embed
 
-Embed = Callable[[str], Awaitable[Vector]]
+__all__ = ["CallConfig", "CallDeps", "Embed", "LiveCall", "Sleep"]
+
 Sleep = Callable[[float], Awaitable[None]]
 
 

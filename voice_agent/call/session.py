@@ -28,7 +28,7 @@ from voice_agent.call.delivery import (
 from voice_agent.call.intent import match_intent
 from voice_agent.call.plan import TurnDefaults, TurnPlan, call_mode, plan_turn
 from voice_agent.call.silence import SilenceTimer
-from voice_agent.call.speculation import Speculator
+from voice_agent.call.speculation import Speculator, utterance_for
 from voice_agent.events import (
     ActionEvent,
     CallEnd,
@@ -49,9 +49,7 @@ from voice_agent.flags import Flags
 from voice_agent.tasks import TaskScope
 from voice_agent.turn import TurnRecord
 from voice_agent.types import Action, Message
-
-# The words a turn answers, with their embedding (events.Utterance is the caller's event).
-from voice_agent.utterance import Utterance as Heard
+from voice_agent.utterance import Utterance as Heard  # not events.Utterance, the caller's
 
 __all__ = ["CallConfig", "CallDeps", "CallSession"]
 
@@ -176,13 +174,7 @@ class CallSession:
     async def _utterance_turn(self, live: LiveCall, text: str, record: TurnRecord) -> None:
         partials = self._speculator.partials
         prepared = await self._speculator.take_for(text, record)
-        utterance = Heard(
-            text,
-            self._deps.embed,
-            record,
-            vector=prepared.vector if prepared is not None else None,
-            passages=prepared.passages if prepared is not None else None,
-        )
+        utterance = utterance_for(text, self._deps.embed, record, prepared)
         candidates = sm.candidate_intents(live.flow, live.state)
         match = await match_intent(self._deps.intents, utterance, candidates)
         intent = match.intent if match else None

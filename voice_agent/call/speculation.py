@@ -20,6 +20,7 @@ from voice_agent.call.config import Embed
 from voice_agent.tasks import TaskScope
 from voice_agent.turn import TurnRecord, now
 from voice_agent.types import Passage, Retriever, Vector
+from voice_agent.utterance import Utterance
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,15 @@ class Prepared:
     words: str
     vector: Vector
     passages: list[Passage] | None  # None: no retriever
+
+
+def utterance_for(
+    text: str, embed: Embed, record: TurnRecord, prepared: Prepared | None
+) -> Utterance:
+    """The final utterance of a turn, starting with what was prepared on its partials."""
+    if prepared is None:
+        return Utterance(text, embed, record)
+    return Utterance(text, embed, record, prepared.vector, prepared.passages)
 
 
 class Speculator:

@@ -69,20 +69,15 @@ async def score(
 
 def live_stats(service: Service) -> dict[str, object]:
     """What /health reports: latency, tier mix, cache hit rate, quality per source."""
-    assert service.flags is not None
     return {
         "flags": service.flags.as_dict(),
         "latency_ms": service.latency.snapshot(),
         "latency_by_state_and_mode": service.latency.by_state_and_mode(),
         "tier_mix": service.latency.tier_mix(),
         "cache_hit_rate": service.latency.cache_hit_rate(),
-        "quality": service.quality.snapshot() if service.quality is not None else None,
-        "quality_by_state": service.quality.by_state() if service.quality is not None else None,
-        "quality_scoring": (
-            {"scored": service.quality.scored, "skipped": service.quality.skipped}
-            if service.quality is not None
-            else None
-        ),
+        "quality": service.quality.snapshot(),
+        "quality_by_state": service.quality.by_state(),
+        "quality_scoring": {"scored": service.quality.scored, "skipped": service.quality.skipped},
         "breaker": service.breaker.state,
         "llm_process": service.llm_status(),
         "cache": cache_status(service),

@@ -63,7 +63,6 @@ async def quality_score(body: QualityBody, request: Request) -> dict[str, Any]:
 @router.get("/v1/admin/flags")
 async def get_flags(request: Request) -> dict[str, Any]:
     svc = app_state(request).service
-    assert svc.flags is not None
     return svc.flags.as_dict()
 
 
@@ -75,7 +74,6 @@ async def patch_flags(
 ) -> dict[str, Any]:
     """Change flags from the next turn on; `X-Actor` names who did it in the audit log."""
     svc = app_state(request).service
-    assert svc.flags is not None
     try:
         svc.flags.change(patch, who=x_actor or "unknown")
     except FlagError as exc:

@@ -4,6 +4,7 @@ fastest (a model that cannot be served stops start-up before the slow loading)."
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from voice_agent.cache.warming import (
     read_warm_file,
 )
 from voice_agent.errors import ConfigError
+from voice_agent.flags import Flags, FlagStore
 from voice_agent.flows import FlowLibrary
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.llm.local import LocalModel, bundled_model_path, model_server_command
@@ -33,8 +35,17 @@ from voice_agent.rag.encoder import (
 )
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.server.intent_packs import build_matcher, load_intent_packs
+from voice_agent.server.rollback import AutoRollback
 from voice_agent.server.service import Service, default_budgets
 from voice_agent.settings import LLMBackend, Settings
+from voice_agent.telemetry.event import Telemetry
+from voice_agent.telemetry.file import TelemetryFile
+from voice_agent.telemetry.latency import LatencyTracker
+from voice_agent.telemetry.log import LogLines
+from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
+from voice_agent.telemetry.quality import QualityTracker
+from voice_agent.telemetry.shadow import ShadowRecorder
+from voice_agent.telemetry.stream import TelemetryStream
 from voice_agent.tiers.cache import CacheTier
 from voice_agent.tiers.chain import ResponderChain
 from voice_agent.tiers.knowledge import KnowledgeConfig, KnowledgeTier
@@ -172,6 +183,31 @@ def build_cache_tier(
     return tier
 
 
+def build_encoder(settings: Settings) -> Encoder:
+    return Encoder(
+        encoder_model(settings.encoder_adapter),
+        cache_size=settings.embedding_cache_size,
+        precision=settings.encoder_precision,
+        threads=settings.encoder_threads,
+        runtime=settings.encoder_runtime,
+        cache_dir=Path(settings.encoder_cache_dir) if settings.encoder_cache_dir else None,
+    )
+
+
+def build_knowledge(settings: Settings, encoder: Encoder) -> KnowledgeBase:
+    """The knowledge base read, chunked, embedded and indexed."""
+    knowledge = KnowledgeBase(encoder, top_k=settings.retrieval_top_k)
+    documents = load_documents(settings.kb_path)
+    index = knowledge.load(documents)
+    log.info(
+        "knowledge base: %d documents, %d chunks from %s",
+        len(documents),
+        len(index.chunks),
+        settings.kb_path,
+    )
+    return knowledge
+
+
 def build_service(
     settings: Settings, *, encoder: Encoder | None = None, llm: LLMClient | None = None
 ) -> Service:
@@ -182,23 +218,8 @@ def build_service(
     flows = FlowLibrary.load(settings.flow_path, settings.default_flow)
     # First: a model that cannot be served stops start-up before the slower loading below.
     llm = llm or build_llm(settings)
-    encoder = encoder or Encoder(
-        encoder_model(settings.encoder_adapter),
-        cache_size=settings.embedding_cache_size,
-        precision=settings.encoder_precision,
-        threads=settings.encoder_threads,
-        runtime=settings.encoder_runtime,
-        cache_dir=Path(settings.encoder_cache_dir) if settings.encoder_cache_dir else None,
-    )
-    knowledge = KnowledgeBase(encoder, top_k=settings.retrieval_top_k)
-    documents = load_documents(settings.kb_path)
-    index = knowledge.load(documents)
-    log.info(
-        "knowledge base: %d documents, %d chunks from %s",
-        len(documents),
-        len(index.chunks),
-        settings.kb_path,
-    )
+    encoder = encoder or build_encoder(settings)
+    knowledge = build_knowledge(settings, encoder)
     intents = build_matcher(
         [load_intent_packs(settings.intents_path), flows.own_intents()],
         encoder,
@@ -211,16 +232,102 @@ def build_service(
     cache_tier = build_cache_tier(settings, encoder, knowledge, flows)
     tiers: list[Tier] = [t for t in (quick_tier, cache_tier) if t is not None]
     responder = ResponderChain([*tiers, knowledge_tier], fallback_text=settings.fallback_text)
+    flags = FlagStore(initial_flags(settings), settings.audit_log)
+    if cache_tier is not None:
+        follow_cache_threshold(flags, cache_tier)
+    observers = build_observers(settings, encoder, flags)
     return Service(
-        settings,
-        encoder,
-        knowledge,
-        llm,
-        breaker,
-        responder,
-        flows,
-        intents,
+        settings=settings,
+        encoder=encoder,
+        knowledge=knowledge,
+        llm=llm,
+        breaker=breaker,
+        responder=responder,
+        flows=flows,
+        intents=intents,
         cache=cache_tier,
+        flags=flags,
+        quality=observers.quality,
+        shadow=observers.shadow,
+        latency=observers.latency,
+        prometheus=observers.prometheus,
+        statsd=observers.statsd,
+        telemetry_file=observers.telemetry_file,
+        stream=observers.stream,
+        telemetry=observers.telemetry,
         owns_encoder=owns_encoder,
         owns_llm=owns_llm,
     )
+
+
+def initial_flags(settings: Settings) -> Flags:
+    return Flags(
+        mode=settings.mode.value,
+        rollout_percent=settings.rollout_percent,
+        quick_responses=settings.quick_responses_enabled,
+        response_cache=settings.response_cache_enabled,
+        cache_threshold=settings.cache_threshold,
+        first_token_budget_s=settings.first_token_budget_s,
+        llm_timeout_s=settings.llm_timeout_s,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Observers:
+    """The turn's observers and exporters, subscribed to each other."""
+
+    quality: QualityTracker
+    shadow: ShadowRecorder
+    latency: LatencyTracker
+    prometheus: PrometheusMetrics
+    statsd: DogStatsdMetrics | None
+    telemetry_file: TelemetryFile | None
+    stream: TelemetryStream
+    telemetry: Telemetry
+
+
+def build_observers(settings: Settings, encoder: Encoder, flags: FlagStore) -> Observers:
+    """Telemetry's observers of every turn, the quality tracker's listeners (the exporters and,
+    when on, the automatic rollback) and the shadow comparisons' file."""
+    quality = QualityTracker(
+        encoder.encode_many,
+        settings.quality_baseline_score,
+        settings.quality_alert_threshold,
+        window=settings.quality_window_turns,
+        min_turns=min(10, settings.quality_window_turns),
+    )
+    if settings.auto_rollback:
+        quality.listeners.append(AutoRollback(flags, quality))
+    shadow = ShadowRecorder(encoder.encode_many)
+    latency = LatencyTracker()
+    prometheus = PrometheusMetrics()
+    statsd = (
+        DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port)
+        if settings.dd_agent_host
+        else None
+    )
+    exporters: list[PrometheusMetrics | DogStatsdMetrics] = [prometheus]
+    if statsd is not None:
+        exporters.append(statsd)
+    for exporter in exporters:
+        quality.score_listeners.append(exporter.quality_scored)
+    stream = TelemetryStream()
+    telemetry = Telemetry([latency, LogLines(), quality, shadow, *exporters, stream])
+    telemetry_file = TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
+    if telemetry_file is not None:
+        telemetry.observers.append(telemetry_file)
+        quality.score_listeners.append(telemetry_file.quality_scored)
+        shadow.listeners.append(telemetry_file.shadow_compared)
+    return Observers(
+        quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry
+    )
+
+
+def follow_cache_threshold(flags: FlagStore, cache: CacheTier) -> None:
+    """The semantic threshold is a run-time flag: the cache's policy follows its changes."""
+    store = cache.cache
+
+    def follow(new: Flags) -> None:
+        store.policy = replace(store.policy, threshold=new.cache_threshold)
+
+    flags.on_change(follow)

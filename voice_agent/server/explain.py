@@ -45,7 +45,7 @@ async def explain(
     vector = await utterance.vector()  # every tier's verdict is shown, so every tier's input
     _, decision = sm.step(flow, call, sm.Utterance(text, match.intent if match else None), context)
     config = service.call_config
-    flags = service.flags.current if service.flags is not None else None
+    flags = service.flags.current
     plan = plan_turn(decision, flags, TurnDefaults(config.mode, config.budgets), call_id)
     out: dict[str, Any] = {
         "text": text,

@@ -36,7 +36,7 @@ async def healthz(request: Request) -> dict[str, object]:
         },
         "cache": cache_status(svc),
         "latency_ms": svc.latency.snapshot(),
-        "quality": svc.quality.snapshot() if svc.quality is not None else None,
+        "quality": svc.quality.snapshot(),
         "flows": sorted(svc.flows.flows),
         "default_flow": svc.flows.default,
         "active_calls": state.active_calls,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from quick_responses.intents import IntentMatcher
@@ -15,7 +15,7 @@ from voice_agent.cache.warming import (
     answering_scopes,
 )
 from voice_agent.call.session import CallConfig, CallDeps
-from voice_agent.flags import Flags, FlagStore
+from voice_agent.flags import FlagStore
 from voice_agent.flows import FlowLibrary
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.llm.local import LocalModel
@@ -23,12 +23,10 @@ from voice_agent.rag.encoder import (
     Encoder,
 )
 from voice_agent.rag.knowledge_base import KnowledgeBase
-from voice_agent.server.rollback import AutoRollback
 from voice_agent.settings import Settings
 from voice_agent.telemetry.event import Telemetry
 from voice_agent.telemetry.file import TelemetryFile
 from voice_agent.telemetry.latency import LatencyTracker
-from voice_agent.telemetry.log import LogLines
 from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.telemetry.quality import QualityTracker
 from voice_agent.telemetry.shadow import ShadowRecorder
@@ -40,8 +38,11 @@ from voice_agent.types import Budgets, LLMClient
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Service:
+    """Every part, built once by `build_service`; frozen, so a part is swapped only by making
+    another container (`dataclasses.replace`), never under a running call."""
+
     settings: Settings
     encoder: Encoder
     knowledge: KnowledgeBase
@@ -50,16 +51,16 @@ class Service:
     responder: ResponderChain
     flows: FlowLibrary
     intents: IntentMatcher
-    cache: CacheTier | None = None
-    flags: FlagStore | None = None
-    latency: LatencyTracker = field(default_factory=LatencyTracker)
-    quality: QualityTracker | None = None
-    shadow: ShadowRecorder = field(init=False)
-    prometheus: PrometheusMetrics = field(init=False)
-    statsd: DogStatsdMetrics | None = field(init=False)
-    telemetry_file: TelemetryFile | None = field(init=False)
-    stream: TelemetryStream = field(init=False)
-    telemetry: Telemetry = field(default_factory=Telemetry)
+    cache: CacheTier | None
+    flags: FlagStore
+    quality: QualityTracker
+    shadow: ShadowRecorder
+    latency: LatencyTracker
+    prometheus: PrometheusMetrics
+    statsd: DogStatsdMetrics | None
+    telemetry_file: TelemetryFile | None
+    stream: TelemetryStream
+    telemetry: Telemetry
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
@@ -74,52 +75,6 @@ class Service:
             cancel_wait_s=self.settings.cancel_wait_s,
             speculate=self.settings.speculate_partials,
         )
-
-    def __post_init__(self) -> None:
-        settings = self.settings
-        if self.flags is None:
-            self.flags = FlagStore(initial_flags(settings), settings.audit_log)
-        if self.quality is None:
-            self.quality = QualityTracker(
-                self.encoder.encode_many,
-                settings.quality_baseline_score,
-                settings.quality_alert_threshold,
-                window=settings.quality_window_turns,
-                min_turns=min(10, settings.quality_window_turns),
-            )
-        if settings.auto_rollback:
-            self.quality.listeners.append(AutoRollback(self.flags, self.quality))
-        self.shadow = ShadowRecorder(self.encoder.encode_many)
-        self.prometheus = PrometheusMetrics()
-        self.statsd = (
-            DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port)
-            if settings.dd_agent_host
-            else None
-        )
-        exporters: list[PrometheusMetrics | DogStatsdMetrics] = [self.prometheus]
-        if self.statsd is not None:
-            exporters.append(self.statsd)
-        for exporter in exporters:
-            self.quality.score_listeners.append(exporter.quality_scored)
-        self.telemetry.observers.extend(
-            [self.latency, LogLines(), self.quality, self.shadow, *exporters]
-        )
-        self.stream = TelemetryStream()
-        self.telemetry.observers.append(self.stream)
-        self.telemetry_file = (
-            TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
-        )
-        if self.telemetry_file is not None:
-            self.telemetry.observers.append(self.telemetry_file)
-            self.quality.score_listeners.append(self.telemetry_file.quality_scored)
-            self.shadow.listeners.append(self.telemetry_file.shadow_compared)
-        if self.cache is not None:
-            cache = self.cache.cache
-
-            def follow_threshold(flags: Flags) -> None:
-                cache.policy = replace(cache.policy, threshold=flags.cache_threshold)
-
-            self.flags.on_change(follow_threshold)
 
     @property
     def call_deps(self) -> CallDeps:
@@ -152,8 +107,7 @@ class Service:
         )
 
     async def aclose(self) -> None:
-        if self.quality is not None:
-            await self.quality.drain(1.0)
+        await self.quality.drain(1.0)
         await self.shadow.drain(1.0)
         if self.statsd is not None:
             self.statsd.close()
@@ -178,16 +132,4 @@ def default_budgets(settings: Settings) -> Budgets:
         first_token_s=settings.first_token_budget_s,
         stall_s=settings.llm_stall_timeout_s,
         total_s=settings.llm_timeout_s,
-    )
-
-
-def initial_flags(settings: Settings) -> Flags:
-    return Flags(
-        mode=settings.mode.value,
-        rollout_percent=settings.rollout_percent,
-        quick_responses=settings.quick_responses_enabled,
-        response_cache=settings.response_cache_enabled,
-        cache_threshold=settings.cache_threshold,
-        first_token_budget_s=settings.first_token_budget_s,
-        llm_timeout_s=settings.llm_timeout_s,
     )

@@ -9,7 +9,7 @@ spoken to its end, and only if it may be cached, it is stored in the background,
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 
 from quick_responses.intents import normalize
@@ -22,10 +22,9 @@ from voice_agent.tasks import TaskScope
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
 from voice_agent.types import Pass, Reply, TurnRequest, Vector
+from voice_agent.utterance import Embed
 
 log = logging.getLogger(__name__)
-
-Embed = Callable[[str], Awaitable[Vector]]
 
 MAX_PENDING_STORES = 64  # answers waiting for their embedding; past this they are not cached
 # A question that leans on the previous turn ("and on Sunday?") has an answer that depends on
