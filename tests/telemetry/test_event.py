@@ -1,5 +1,6 @@
-"""Turn telemetry: [LATENCY], [CACHE] and [TELEMETRY] lines per turn, sliding-window
-percentiles per source in /healthz, and an observer that fails without failing a turn."""
+"""Turn telemetry: [LATENCY], [CACHE] and [TELEMETRY] lines per turn (the last with the answer's
+typed outcome), sliding-window percentiles per source in /healthz, and an observer that fails
+without failing a turn."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ async def test_every_turn_logs_its_latency_cache_result_and_telemetry(
     records = [json.loads(line.split(" ", 1)[1]) for line in lines(caplog, "[TELEMETRY]")]
     assert [r["source"] for r in records] == ["quick", "llm", "cache"]
     assert records[1]["question"] == "Do you deliver prescriptions?" and records[1]["answer"]
+    quick, llm, hit = (r["outcome"] for r in records)
+    assert set(quick) == {"intent_score"} and quick["intent_score"] > 0.5
+    assert llm == {"cache": "miss"} and hit == {"cache": "hit"}
     assert set(health["latency_ms"]) == {"quick", "llm", "cache"}
     assert health["latency_ms"]["llm"]["first_token"]["count"] == 1
 

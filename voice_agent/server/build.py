@@ -16,7 +16,6 @@ from voice_agent.cache.shared import SharedCache, SharedCacheConfig
 from voice_agent.cache.store import ResponseCache
 from voice_agent.cache.warming import (
     WarmAnswer,
-    answering_scopes,
     faq_pairs,
     read_warm_file,
 )
@@ -137,10 +136,10 @@ def build_quick_tier(settings: Settings, encoder: Encoder) -> QuickTier | None:
 
 
 def build_cache_tier(
-    settings: Settings, encoder: Encoder, knowledge: KnowledgeBase, flows: FlowLibrary
+    settings: Settings, encoder: Encoder, knowledge: KnowledgeBase
 ) -> CacheTier | None:
-    """The response cache, its shared layer when Redis is configured, warmed with the FAQ
-    pairs of the knowledge base and the warm file."""
+    """The response cache and its shared layer when Redis is configured (warm_at_start fills
+    it once the service exists)."""
     if not settings.response_cache_enabled:
         return None
     cache = ResponseCache(
@@ -160,7 +159,7 @@ def build_cache_tier(
             timeout_s=settings.redis_timeout_s,
         )
         shared = SharedCache(cache, config)
-    tier = CacheTier(
+    return CacheTier(
         cache,
         encoder.embed,
         lambda: knowledge.fingerprint,
@@ -168,19 +167,26 @@ def build_cache_tier(
         settings.language,
         min_quality=settings.cache_min_quality,
     )
-    answers: list[WarmAnswer] = faq_pairs(knowledge.documents) if settings.cache_warm_faq else []
+
+
+def warm_at_start(service: Service) -> None:
+    """Before the port opens: the knowledge base's FAQ pairs and the warm file's answers stored
+    in every answering state (the same scopes as warming at run time: Service.cache_scopes)."""
+    settings, cache = service.settings, service.cache
+    if cache is None:
+        return
+    answers: list[WarmAnswer] = []
+    if settings.cache_warm_faq:
+        answers += faq_pairs(service.knowledge.documents)
     if settings.cache_warm_file is not None:
         answers += read_warm_file(settings.cache_warm_file)
-    if answers:
-        scopes = answering_scopes(flows.flows.values(), knowledge.fingerprint, settings.language)
-        stored = tier.warm(
-            answers,
-            scopes,
-            list(encoder.encode_sync([a.question for a in answers])),
-            list(encoder.encode_sync([a.answer for a in answers])),
-        )
-        log.info("response cache: warmed %d answers into %d states", stored, len(scopes))
-    return tier
+    if not answers:
+        return
+    scopes = service.cache_scopes()
+    encode = service.encoder.encode_sync
+    questions = list(encode([a.question for a in answers]))
+    stored = cache.warm(answers, scopes, questions, list(encode([a.answer for a in answers])))
+    log.info("response cache: warmed %d answers into %d states", stored, len(scopes))
 
 
 def build_encoder(settings: Settings) -> Encoder:
@@ -229,14 +235,14 @@ def build_service(
     breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown_s)
     knowledge_tier = KnowledgeTier(knowledge, llm, breaker, knowledge_config(settings))
     quick_tier = build_quick_tier(settings, encoder)
-    cache_tier = build_cache_tier(settings, encoder, knowledge, flows)
+    cache_tier = build_cache_tier(settings, encoder, knowledge)
     tiers: list[Tier] = [t for t in (quick_tier, cache_tier) if t is not None]
     responder = ResponderChain([*tiers, knowledge_tier], fallback_text=settings.fallback_text)
     flags = FlagStore(initial_flags(settings), settings.audit_log)
     if cache_tier is not None:
         follow_cache_threshold(flags, cache_tier)
     observers = build_observers(settings, encoder, flags)
-    return Service(
+    service = Service(
         settings=settings,
         encoder=encoder,
         knowledge=knowledge,
@@ -258,6 +264,8 @@ def build_service(
         owns_encoder=owns_encoder,
         owns_llm=owns_llm,
     )
+    warm_at_start(service)
+    return service
 
 
 def initial_flags(settings: Settings) -> Flags:

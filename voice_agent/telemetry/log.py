@@ -38,6 +38,13 @@ def turn_record(event: TurnEvent) -> dict[str, Any]:
         "latency_ms": dict(event.latency_ms),
         "detail": dict(event.detail),
     }
+    outcome = {
+        "cache": event.cache,
+        "intent_score": event.intent_score,
+        "fallback_reason": event.fallback_reason,
+    }
+    # The typed facts of the answer, for code that reads the record; `detail` is for people.
+    record["outcome"] = {k: v for k, v in outcome.items() if v is not None}
     if event.would_be is not None:
         record["would_be"] = {
             "source": event.would_be.source,
