@@ -44,14 +44,18 @@ async def filled(tier: ManyPieces, queue: asyncio.Queue[Any]) -> None:
     assert queue.full()
 
 
+async def small_queue_call(service: Service, tier: ManyPieces) -> ChatCall:
+    """A chat call answered by `tier` whose turns queue at most `tier.room` pieces."""
+    call = ChatCall(replace(service, responder=ResponderChain([tier], "sorry")), tier.room)
+    await call.start(None)
+    return call
+
+
 async def test_a_turn_longer_than_its_queue_arrives_whole_with_its_end(
     make_service: Callable[..., Service],
 ) -> None:
-    service = make_service()
     tier = ManyPieces(room=4)
-    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
-    call = ChatCall(service, queue_size=4)
-    await call.start(None)
+    call = await small_queue_call(make_service(), tier)
     queue = await call.ask("tell me everything", [])
     await filled(tier, queue)  # the turn fills the queue and waits for the reader
     async with asyncio.timeout(10):
@@ -63,11 +67,8 @@ async def test_a_turn_longer_than_its_queue_arrives_whole_with_its_end(
 async def test_a_newer_request_ends_the_older_stream_even_when_its_queue_is_full(
     make_service: Callable[..., Service],
 ) -> None:
-    service = make_service()
     tier = ManyPieces(room=4)
-    service = replace(service, responder=ResponderChain([tier], fallback_text="sorry"))
-    call = ChatCall(service, queue_size=4)
-    await call.start(None)
+    call = await small_queue_call(make_service(), tier)
     older = await call.ask("tell me everything", [])
     await filled(tier, older)
     newer = await call.ask("and again", [])

@@ -69,3 +69,26 @@ class Codec(Protocol):
     def encode(self, event: AgentEvent) -> Outbound:
         """One agent event to the frames the frontend gets (often none)."""
         ...
+
+
+class StartedByFrame:
+    """The parts of the contract that a frontend starting the call with a frame of its own
+    (native `call.start`, Twilio's `setup`) leaves at their plain values: nothing sent on
+    open, no waiting, nothing owed after a frame, the socket closed as soon as the call ends.
+    Its codec adds `decode` and `encode`."""
+
+    frontend_reminders = False
+    linger_s = 0.0
+    closes_on_failed_start = False
+
+    def opening(self) -> tuple[str, ...]:
+        return ()
+
+    def wait_s(self) -> float | None:
+        return None
+
+    def timed_out(self, turn_id: int) -> Inbound:
+        return NOTHING
+
+    def settled(self, turn_id: int, ended: bool) -> tuple[str, ...]:
+        return ()

@@ -23,7 +23,7 @@ from voice_agent.events import (
     Ready,
     Utterance,
 )
-from voice_agent.frontends.codec import Inbound, Outbound
+from voice_agent.frontends.codec import Inbound, Outbound, StartedByFrame
 from voice_agent.frontends.frames import DtmfDigit, dumps, load_frame, parse_frame
 from voice_agent.frontends.frames import Frame as _Frame
 from voice_agent.types import Action, HangUp, SendDigits, Transfer
@@ -149,32 +149,16 @@ def _action(action: Action) -> dict[str, Any]:
     return {"action": "hangup"}
 
 
-class NativeCodec:
+class NativeCodec(StartedByFrame):
     """The native protocol for one call: the client starts the call with `call.start`, gets an
     `error` frame for a frame the service cannot act on, and the socket closes after
     `call.ended`."""
 
-    frontend_reminders = False
-    linger_s = 0.0
-    closes_on_failed_start = False
-
     def __init__(self, max_utterance_chars: int) -> None:
         self._max_utterance_chars = max_utterance_chars
 
-    def opening(self) -> tuple[str, ...]:
-        return ()
-
-    def wait_s(self) -> float | None:
-        return None
-
-    def timed_out(self, turn_id: int) -> Inbound:
-        return Inbound()
-
     def decode(self, raw: str, turn_id: int) -> Inbound:
         return Inbound((decode(raw, self._max_utterance_chars),))
-
-    def settled(self, turn_id: int, ended: bool) -> tuple[str, ...]:
-        return ()
 
     def encode(self, event: AgentEvent) -> Outbound:
         frame = encode(event)

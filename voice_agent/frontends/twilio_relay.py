@@ -31,7 +31,7 @@ from voice_agent.events import (
     Interrupt,
     Utterance,
 )
-from voice_agent.frontends.codec import Inbound, Outbound
+from voice_agent.frontends.codec import Inbound, Outbound, StartedByFrame
 from voice_agent.frontends.frames import DtmfDigit, dumps, load_frame, parse_frame
 from voice_agent.frontends.frames import Frame as _Frame
 from voice_agent.types import HangUp, SendDigits, Transfer
@@ -142,32 +142,16 @@ def twiml(base_url: str) -> str:
     )
 
 
-class TwilioRelayCodec:
+class TwilioRelayCodec(StartedByFrame):
     """ConversationRelay for one call: `setup` starts it, a bad frame is logged (Twilio has no
     error frame to receive), and the socket closes once the call has ended."""
-
-    frontend_reminders = False
-    linger_s = 0.0
-    closes_on_failed_start = False
 
     def __init__(self, max_utterance_chars: int) -> None:
         self._max_utterance_chars = max_utterance_chars
 
-    def opening(self) -> tuple[str, ...]:
-        return ()
-
-    def wait_s(self) -> float | None:
-        return None
-
-    def timed_out(self, turn_id: int) -> Inbound:
-        return Inbound()
-
     def decode(self, raw: str, turn_id: int) -> Inbound:
         event = decode(raw, self._max_utterance_chars)
         return Inbound(() if event is None else (event,))
-
-    def settled(self, turn_id: int, ended: bool) -> tuple[str, ...]:
-        return ()
 
     def encode(self, event: AgentEvent) -> Outbound:
         frames = tuple(dumps(frame) for frame in encode(event))
