@@ -18,6 +18,7 @@ class Behaviour:
     tokens: list[str] = field(default_factory=lambda: ["We ", "deliver ", "for ", "free."])
     first_token_s: float = 0.0
     status: int = 200
+    cut: bool = False  # end the stream after the tokens, with no finish_reason and no [DONE]
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
 
@@ -57,6 +58,8 @@ def openai_compatible_app(behaviour: Behaviour) -> FastAPI:
             await asyncio.sleep(behaviour.first_token_s)
             for token in behaviour.tokens:
                 yield chunk(token)
+            if behaviour.cut:
+                return
             yield chunk(None, "stop")
             yield "data: [DONE]\n\n"
 

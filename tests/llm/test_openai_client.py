@@ -27,9 +27,11 @@ def openai_service(encoder: Encoder, base_url: str, **overrides: Any) -> Service
         OPENAI_BASE_URL=base_url + "/v1",
         OPENAI_API_KEY="sk-test",
         VOICE_AGENT_LLM_MODEL="test-model",
-        VOICE_AGENT_DEFAULT_FLOW="qa",
-        VOICE_AGENT_RESPONSE_CACHE=False,  # every question must reach the backend
-        **overrides,
+        **{
+            "VOICE_AGENT_DEFAULT_FLOW": "qa",
+            "VOICE_AGENT_RESPONSE_CACHE": False,  # unless asked: every question reaches the backend
+            **overrides,
+        },
     )
     llm = build_llm(settings)
     assert isinstance(llm, OpenAILLM)
@@ -96,3 +98,23 @@ async def test_a_slow_openai_backend_gets_a_filler_then_its_answer(
     deltas = [f["text"] for f in frames if f["type"] == "agent.delta"]
     assert deltas[0] == service.settings.filler_text
     assert frames[-1]["source"] == "llm" and frames[-1]["detail"]["filler"] is True
+
+
+async def test_a_stream_cut_mid_answer_is_never_served_or_cached_as_whole(
+    encoder: Encoder, running: Callable[[Service], Any]
+) -> None:
+    behaviour = Behaviour(tokens=["We ", "open ", "at ", "nine"], cut=True)
+    async with serve(openai_compatible_app(behaviour)) as backend:
+        service = openai_service(
+            encoder, backend, VOICE_AGENT_RESPONSE_CACHE=True, VOICE_AGENT_CACHE_WARM_FAQ=False
+        )
+        async with running(service) as url, call(url) as client:
+            await client.start()
+            cut = (await client.ask("When do you open on Saturday?"))[-1]
+            assert service.cache is not None and await service.cache.drain(scaled(5))
+            again = (await client.ask("When do you open on Saturday?"))[-1]
+        await llm_of(service).close()
+    assert cut["source"] == "fallback" and cut["detail"]["reason"] == "llm_error"
+    assert cut["text"].startswith("We open at nine") and cut["detail"]["partial"] is True
+    assert "cache_stored" not in cut["detail"] or cut["detail"]["cache_stored"] is False
+    assert again["source"] == "fallback" and len(behaviour.requests) == 2  # nothing cached

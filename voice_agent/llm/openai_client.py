@@ -61,14 +61,21 @@ class OpenAILLM:
             raise LLMTimeout("connect", self._timeout_s) from exc
         except openai.OpenAIError as exc:
             raise LLMUnavailable(f"openai request failed: {exc}") from exc
+        finished = False
         try:
             async for chunk in response:
                 if not chunk.choices:
                     continue
-                text = chunk.choices[0].delta.content
+                choice = chunk.choices[0]
+                text = choice.delta.content
                 if text:
                     yield text
+                finished = finished or choice.finish_reason is not None
         except openai.OpenAIError as exc:  # a broken connection too (APIConnectionError)
             raise LLMUnavailable(f"openai stream failed: {exc!r}") from exc
         finally:
             await response.close()
+        if not finished:
+            # The server closed the stream without saying the answer was over: what came is
+            # a cut answer, never to be served or cached as a whole one.
+            raise LLMUnavailable("openai stream ended before the answer was finished")
