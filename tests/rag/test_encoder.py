@@ -4,6 +4,7 @@ or fails start-up with the setting's name."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,20 @@ def test_a_folder_the_export_cannot_be_written_to_leaves_the_encoder_on_pytorch(
 def test_onnx_forced_with_bfloat16_fails_with_the_setting_named(model: Any) -> None:
     with pytest.raises(ConfigError, match="VOICE_AGENT_ENCODER_RUNTIME=onnx"):
         Encoder(model, runtime="onnx", precision="bfloat16")
+
+
+async def test_a_sentence_the_model_cannot_take_fails_only_its_own_embedding(
+    encoder: Encoder,
+) -> None:
+    """Calls' sentences share a batch: a lone surrogate (which the tokenizer refuses) in one
+    must not hand its exception to the others waiting in the same batch."""
+    results = await asyncio.gather(
+        encoder.embed("What time do you open on Saturday?"),
+        encoder.embed("hi \ud800 there"),
+        encoder.embed("Do you deliver?"),
+        return_exceptions=True,
+    )
+    good_1, bad, good_2 = results
+    assert isinstance(bad, Exception)
+    assert isinstance(good_1, np.ndarray) and isinstance(good_2, np.ndarray)
+    assert np.allclose(good_2, encoder.encode_sync(["Do you deliver?"])[0], atol=1e-5)

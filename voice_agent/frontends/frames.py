@@ -4,10 +4,11 @@ object, find its kind, validate it against the model for that kind; and the DTMF
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from voice_agent.errors import ProtocolError
 
@@ -25,6 +26,22 @@ def dtmf_digit(value: Any) -> str:
 
 # A DTMF key in a frame model: a number is taken as its digits, anything else is refused.
 DtmfDigit = Annotated[str, BeforeValidator(dtmf_digit)]
+
+
+# A surrogate code point left in a decoded string has no pair (JSON's "\ud800" alone): no
+# encoder, tokenizer or log file can take it. Control characters are not speech either.
+_UNSPEAKABLE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """The caller's words without what no model or log can take: lone surrogates and control
+    characters (tabs and line breaks stay)."""
+    return _UNSPEAKABLE.sub("", text)
+
+
+# The caller's words in a frame model, cleaned at the edge: one caller's bad text must never
+# reach the encoder, whose batches other calls' sentences share.
+SpokenText = Annotated[str, AfterValidator(clean_text)]
 
 
 class Frame(BaseModel):
@@ -52,6 +69,8 @@ def load_frame(raw: str, key: str = "type") -> tuple[str, dict[str, Any]]:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, deep nesting
+        raise ProtocolError("invalid_json", f"frame cannot be read: {type(exc).__name__}") from exc
     if not isinstance(data, dict):
         raise ProtocolError("invalid_frame", "frame must be a JSON object")
     kind = data.get(key)

@@ -24,7 +24,7 @@ from voice_agent.events import (
     Utterance,
 )
 from voice_agent.frontends.codec import Inbound, Outbound, StartedByFrame
-from voice_agent.frontends.frames import DtmfDigit, dumps, load_frame, parse_frame
+from voice_agent.frontends.frames import DtmfDigit, SpokenText, dumps, load_frame, parse_frame
 from voice_agent.frontends.frames import Frame as _Frame
 from voice_agent.types import Action, HangUp, SendDigits, Transfer
 
@@ -41,12 +41,12 @@ class _CallStart(_Frame):
 
 
 class _Utterance(_Frame):
-    text: str
+    text: SpokenText
     final: bool = True
 
 
 class _Interrupt(_Frame):
-    heard: str | None = None
+    heard: SpokenText | None = None
 
 
 class _Dtmf(_Frame):

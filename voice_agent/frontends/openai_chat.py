@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from voice_agent.errors import ChatError
+from voice_agent.frontends.frames import clean_text
 from voice_agent.types import Message
 
 
@@ -39,9 +40,10 @@ class ChatBody(BaseModel):
 def text_of(message: ChatMessage) -> str:
     """Content as plain text: a string, or the text parts of a list of parts."""
     if isinstance(message.content, str):
-        return message.content
+        return clean_text(message.content)
     parts = message.content or []
-    return " ".join(str(p.get("text", "")) for p in parts if p.get("type") == "text").strip()
+    text = " ".join(str(p.get("text", "")) for p in parts if p.get("type") == "text")
+    return clean_text(text).strip()
 
 
 def call_id(body: ChatBody) -> str | None:

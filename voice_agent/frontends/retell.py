@@ -35,7 +35,7 @@ from voice_agent.events import (
 )
 from voice_agent.frontends.codec import NOTHING, Inbound, Outbound
 from voice_agent.frontends.frames import Frame as _Frame
-from voice_agent.frontends.frames import dumps, load_frame, parse_frame
+from voice_agent.frontends.frames import SpokenText, dumps, load_frame, parse_frame
 from voice_agent.types import Action, HangUp, SendDigits, Transfer
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ CONFIG = {"response_type": "config", "config": {"auto_reconnect": True, "call_de
 
 class _Turn(_Frame):
     role: str
-    content: str = ""
+    content: SpokenText = ""
 
 
 class _Call(_Frame):

@@ -32,7 +32,7 @@ from voice_agent.events import (
     Utterance,
 )
 from voice_agent.frontends.codec import Inbound, Outbound, StartedByFrame
-from voice_agent.frontends.frames import DtmfDigit, dumps, load_frame, parse_frame
+from voice_agent.frontends.frames import DtmfDigit, SpokenText, dumps, load_frame, parse_frame
 from voice_agent.frontends.frames import Frame as _Frame
 from voice_agent.types import HangUp, SendDigits, Transfer
 
@@ -49,13 +49,13 @@ class _Setup(_Frame):
 
 
 class _Prompt(_Frame):
-    voicePrompt: str
+    voicePrompt: SpokenText
     last: bool = True  # pydantic also takes "true" / "false" as text
     lang: str | None = None
 
 
 class _Interrupt(_Frame):
-    utteranceUntilInterrupt: str | None = None
+    utteranceUntilInterrupt: SpokenText | None = None
     durationUntilInterruptMs: float | None = None  # Twilio has sent it as a string
 
 

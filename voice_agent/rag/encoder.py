@@ -283,10 +283,16 @@ class Encoder:
         loop = asyncio.get_running_loop()
         try:
             vectors = await loop.run_in_executor(self._executor, self.encode_sync, chosen)
-        except Exception as exc:  # task boundary: every waiter gets the failure
+        except Exception as exc:  # task boundary
+            if whole or len(live) == 1:
+                for i in live:
+                    if not futures[i].done():
+                        futures[i].set_exception(exc)
+                return
+            # Calls share a batch: one sentence the model cannot take must fail only its own
+            # turn. Each is encoded again alone (only after a failure, so it costs nothing else).
             for i in live:
-                if not futures[i].done():
-                    futures[i].set_exception(exc)
+                await self._run([texts[i]], [futures[i]])
             return
         for row, i in enumerate(live):
             if not futures[i].done():

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from voice_agent.errors import ExplainError, FlagError, KnowledgeBaseError
 from voice_agent.flags import FlagsPatch
+from voice_agent.frontends.frames import SpokenText
 from voice_agent.rag.documents import Document
 from voice_agent.server.admin import after_ingest, flush_cache, score
 from voice_agent.server.explain import explain
@@ -24,7 +25,7 @@ class IngestDocument(BaseModel):
 
 
 class ExplainBody(BaseModel):
-    text: str = Field(max_length=2000)
+    text: SpokenText = Field(max_length=2000)
     flow: str | None = None
     state: str | None = None
     call_id: str = Field(default="", max_length=128)  # the canary bucket to explain for

@@ -143,6 +143,10 @@ async def _on_text(call: SocketCall, text: str, received_at: float, max_frame_by
     except ProtocolError as exc:
         await session.error(exc.code, exc.message)
         return True
+    except Exception:  # a codec's bug: the frame is refused, the call goes on
+        log.exception("call %s: a frame could not be decoded", session.call_id)
+        await session.error("invalid_frame", "the frame could not be read")
+        return True
     return await _take(call, inbound, received_at, max_frame_bytes)
 
 
