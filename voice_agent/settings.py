@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     quality_window_turns: int = _env("QUALITY_WINDOW_TURNS", default=50, ge=1)
     auto_rollback: bool = _env("VOICE_AGENT_AUTO_ROLLBACK", default=True)
     telemetry_file: Path | None = _env("VOICE_AGENT_TELEMETRY_FILE", default=None)
+    # Questions and answers in logs, the telemetry file and the live stream (always redacted
+    # of the caller's card, phone, e-mail and long numbers); off: left out entirely.
+    telemetry_transcripts: bool = _env("VOICE_AGENT_TELEMETRY_TRANSCRIPTS", default=True)
     twilio_auth_token: str | None = _env("TWILIO_AUTH_TOKEN", default=None)
     # Retell: how long to wait for the call's details (its metadata reaches the flow) before
     # greeting, and how long to leave the socket to Retell after the call's final response.

@@ -10,11 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from voice_agent.cache.warming import WarmAnswer, generate, read_warm_file, write_warm_file
 from voice_agent.errors import ConfigError
 from voice_agent.server.service import Service
+from voice_agent.tiers.cache import why_not_stored
+from voice_agent.tiers.chain import say
+from voice_agent.turn import TurnRecord
+from voice_agent.types import Reply, TurnRequest, Vector
+from voice_agent.utterance import Utterance
 
 from ..conftest import CallClient, call
 from ..fakes import FakeLLM, scaled
@@ -330,3 +336,28 @@ async def test_an_answer_that_contradicts_its_passages_is_not_stored(
     assert wrong["detail"]["passages"][0] == "delivery"
     assert wrong["detail"]["cache_stored"] is False
     assert right["detail"]["cache_stored"] is True and entries(service) == 1
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("send it to jane.doe@example.com", "We will write to jane.doe@example.com today."),
+        ("is 4111 1111 1111 1111 on file?", "Yes, that card is on file."),
+        ("what are your hours?", "Call us on 555-010-0199 for the hours."),
+    ],
+)
+def test_an_answer_or_question_with_the_callers_data_is_never_cached(
+    question: str, answer: str
+) -> None:
+    vector = np.ones(4, dtype=np.float32)
+    utterance = Utterance(question, embed=given_vector, vector=vector)
+    request = TurnRequest("c1", 1, utterance, "answer", (), TurnRecord("c1", 1))
+    reply = Reply(source="llm", pieces=say(answer), answer=answer)
+    assert why_not_stored(request, reply) == "contains the caller's own data"
+    plain = Utterance("what are your hours?", embed=given_vector, vector=vector)
+    ok = TurnRequest("c1", 1, plain, "answer", (), TurnRecord("c1", 1))
+    assert why_not_stored(ok, Reply(source="llm", pieces=say("9 to 5."), answer="9 to 5.")) is None
+
+
+async def given_vector(text: str) -> Vector:
+    raise AssertionError("the vector is given")

@@ -306,7 +306,7 @@ def build_observers(settings: Settings, encoder: Encoder, flags: FlagStore) -> O
     )
     if settings.auto_rollback:
         quality.listeners.append(AutoRollback(flags, quality))
-    shadow = ShadowRecorder(encoder.encode_many)
+    shadow = ShadowRecorder(encoder.encode_many, settings.telemetry_transcripts)
     latency = LatencyTracker()
     prometheus = PrometheusMetrics()
     statsd = (
@@ -320,10 +320,15 @@ def build_observers(settings: Settings, encoder: Encoder, flags: FlagStore) -> O
     for exporter in exporters:
         quality.score_listeners.append(exporter.quality_scored)
     stream = TelemetryStream()
-    telemetry = Telemetry([latency, LogLines(), quality, shadow, *exporters, stream])
+    # The trackers see each turn as it was; what writes it down sees it redacted.
+    telemetry = Telemetry(
+        [latency, quality, shadow, *exporters],
+        [LogLines(), stream],
+        transcripts=settings.telemetry_transcripts,
+    )
     telemetry_file = TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
     if telemetry_file is not None:
-        telemetry.observers.append(telemetry_file)
+        telemetry.exporters.append(telemetry_file)
         quality.score_listeners.append(telemetry_file.quality_scored)
         shadow.listeners.append(telemetry_file.shadow_compared)
     return Observers(

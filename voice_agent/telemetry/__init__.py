@@ -3,4 +3,4 @@ latency and quality trackers, shadow comparison, metrics export, the telemetry f
 stream) and the cost report. Telemetry observes; it never steers what is served.
 
 May import: voice_agent.errors, voice_agent.listeners, voice_agent.events, voice_agent.tasks,
-voice_agent.turn, voice_agent.types, voice_agent.quality, voice_agent.rag."""
+voice_agent.turn, voice_agent.types, voice_agent.redaction, voice_agent.quality, voice_agent.rag."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from voice_agent.redaction import redact, redact_all
 from voice_agent.types import CacheVerdict, WouldBe
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,51 @@ class TurnObserver(Protocol):
     def turn_served(self, event: TurnEvent) -> None: ...
 
 
+def written_down(event: TurnEvent, transcripts: bool) -> TurnEvent:
+    """The event as exporters may write it: the caller's data redacted in every text, or, with
+    transcripts off, no question, answer, retrieved text or would-be answer at all."""
+    would_be = event.would_be
+    if not transcripts:
+        if would_be is not None:
+            would_be = replace(would_be, answer="", detail={})
+        return replace(event, question=None, answer="", detail={}, context=(), would_be=would_be)
+    if would_be is not None:
+        would_be = replace(
+            would_be, answer=redact(would_be.answer), detail=redact_all(would_be.detail)
+        )
+    return replace(
+        event,
+        question=redact(event.question) if event.question is not None else None,
+        answer=redact(event.answer),
+        detail=redact_all(event.detail),
+        context=tuple(redact(text) for text in event.context),
+        would_be=would_be,
+    )
+
+
 class Telemetry:
-    def __init__(self, observers: Sequence[TurnObserver] = ()) -> None:
+    """Hands each finished turn to the observers as it was (the trackers, which score and
+    compare it) and to the exporters as it may be written down (logs, the telemetry file, the
+    live stream): made once a turn by `written_down`."""
+
+    def __init__(
+        self,
+        observers: Sequence[TurnObserver] = (),
+        exporters: Sequence[TurnObserver] = (),
+        transcripts: bool = True,
+    ) -> None:
         self.observers = list(observers)
+        self.exporters = list(exporters)
+        self.transcripts = transcripts
 
     def turn_served(self, event: TurnEvent) -> None:
-        for observer in self.observers:
+        self._tell(self.observers, event)
+        if self.exporters:
+            self._tell(self.exporters, written_down(event, self.transcripts))
+
+    @staticmethod
+    def _tell(observers: Sequence[TurnObserver], event: TurnEvent) -> None:
+        for observer in observers:
             try:
                 observer.turn_served(event)
             except Exception:  # boundary: telemetry must never take a turn down with it

@@ -21,6 +21,7 @@ from typing import Literal
 from voice_agent.listeners import Listeners
 from voice_agent.quality.score import QualityScore, score_answer
 from voice_agent.rag.encoder import Vectors
+from voice_agent.redaction import redact
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry.event import TurnEvent
 
@@ -132,7 +133,7 @@ class QualityTracker:
             event.intent_score if event.source == "quick" else None,
         )
         parts = " ".join(f"{k}={v}" for k, v in result.parts.items())
-        notes = f" notes={';'.join(result.notes)}" if result.notes else ""
+        notes = f" notes={redact(';'.join(result.notes))}" if result.notes else ""
         if event.shadow_answer:
             notes += " would_be=true"
         log.info(

@@ -12,7 +12,7 @@ import numpy as np
 
 from voice_agent.listeners import Listeners
 from voice_agent.tasks import TaskScope
-from voice_agent.telemetry.event import TurnEvent
+from voice_agent.telemetry.event import TurnEvent, written_down
 from voice_agent.telemetry.quality import EncodeMany
 
 log = logging.getLogger("voice_agent.telemetry")
@@ -21,8 +21,9 @@ MAX_PENDING = 32
 
 
 class ShadowRecorder:
-    def __init__(self, encode: EncodeMany) -> None:
+    def __init__(self, encode: EncodeMany, transcripts: bool = True) -> None:
         self._encode = encode
+        self._transcripts = transcripts  # the record's texts: redacted, or left out
         self._tasks = TaskScope("shadow")
         self.listeners: Listeners[[dict[str, object]]] = Listeners("shadow")  # the telemetry file
 
@@ -35,20 +36,23 @@ class ShadowRecorder:
         would_be = event.would_be
         assert would_be is not None
         served, other = await self._encode([event.answer, would_be.answer])
+        # Compared as they were said; written down as the privacy setting allows.
+        shown = written_down(event, self._transcripts)
+        assert shown.would_be is not None
         record = {
             "call": event.call_id,
             "turn": event.turn_id,
             "flow": event.flow,
             "state": event.state,
-            "question": event.question,
+            "question": shown.question,
             "served": {
                 "source": event.source,
-                "answer": event.answer,
+                "answer": shown.answer,
                 "first_token_ms": event.latency_ms.get("first_token"),
             },
             "would_be": {
                 "source": would_be.source,
-                "answer": would_be.answer,
+                "answer": shown.would_be.answer,
                 "latency_ms": would_be.latency_ms,
             },
             "similarity": round(float(np.dot(served, other)), 4),

@@ -18,6 +18,7 @@ from voice_agent.cache.store import CacheHit, CacheScope, Origin, ResponseCache
 from voice_agent.cache.warming import WarmAnswer, scopes_for
 from voice_agent.quality.contradiction import objections
 from voice_agent.quality.score import score_answer
+from voice_agent.redaction import redact
 from voice_agent.tasks import TaskScope
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
@@ -49,6 +50,8 @@ def why_not_stored(request: TurnRequest, reply: Reply) -> str | None:
     spoken = question.split()
     if len(spoken) <= SHORT_QUESTION_WORDS and _POINTING_WORDS.intersection(spoken):
         return "follow-up question"
+    if redact(request.text) != request.text or redact(reply.answer) != reply.answer:
+        return "contains the caller's own data"  # a card, a phone, an e-mail, a long number
     answer = normalize(reply.answer)
     for value in request.private:
         value = normalize(value)
@@ -143,9 +146,9 @@ class CacheTier:
         if reason is not None:
             reply.detail["cache_stored"] = False
             if reason.startswith("contradicts"):
-                log.info("[CACHE] not stored: %s for %r", reason, request.text)
+                log.info("[CACHE] not stored: %s for %r", reason, redact(request.text))
             else:
-                log.debug("not cached (%s): %r", reason, request.text)
+                log.debug("not cached (%s): %r", reason, redact(request.text))
             return
         if self._stores.running >= MAX_PENDING_STORES:
             log.warning("cache store queue full; answer not cached")
@@ -164,7 +167,7 @@ class CacheTier:
         try:
             return self._store_check(request, reply)
         except Exception:  # the store decision's boundary: the answer is already spoken
-            log.exception("[CACHE] not stored: the store check failed for %r", request.text)
+            log.exception("[CACHE] not stored: the store check failed for %r", redact(request.text))
             return "store check failed"
 
     async def remember(
@@ -184,7 +187,7 @@ class CacheTier:
             if quality.score < self.min_quality:
                 log.info(
                     "[CACHE] not stored: quality %s < %s for %r", quality.score,
-                    self.min_quality, question,
+                    self.min_quality, redact(question),
                 )  # fmt: skip
                 self.rejected += 1
                 return
