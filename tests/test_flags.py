@@ -48,9 +48,11 @@ async def test_a_flag_change_takes_the_very_next_turn_and_is_audited(
     assert refused.status_code == 422 and "first_token_budget_s" in refused.text
     assert unknown.status_code == 422
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    # No keys configured (loopback): the actor is "local", whatever X-Actor claims; with keys
+    # it is the admin key's name (tests/server/test_access.py).
     assert [(e["who"], e["old"], e["new"]) for e in lines] == [
-        ("oncall-ana", {"mode": "enabled"}, {"mode": "disabled"}),
-        ("unknown", {"mode": "disabled", "quick_responses": True},
+        ("local", {"mode": "enabled"}, {"mode": "disabled"}),
+        ("local", {"mode": "disabled", "quick_responses": True},
          {"mode": "enabled", "quick_responses": False}),
     ]  # fmt: skip
     assert all(isinstance(e["at"], float) for e in lines)

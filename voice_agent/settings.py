@@ -122,6 +122,14 @@ class Settings(BaseSettings):
     # of the caller's card, phone, e-mail and long numbers); off: left out entirely.
     telemetry_transcripts: bool = _env("VOICE_AGENT_TELEMETRY_TRANSCRIPTS", default=True)
     twilio_auth_token: str | None = _env("TWILIO_AUTH_TOKEN", default=None)
+    # Access (docs/security.md): `name:secret` pairs; with none, the service is open and
+    # `serve` keeps it on loopback unless VOICE_AGENT_ALLOW_OPEN says otherwise.
+    api_keys: str = _env("VOICE_AGENT_API_KEYS", default="")
+    admin_keys: str = _env("VOICE_AGENT_ADMIN_KEYS", default="")
+    allow_open: bool = _env("VOICE_AGENT_ALLOW_OPEN", default=False)
+    metrics_open: bool = _env("VOICE_AGENT_METRICS_OPEN", default=True)
+    # Browser origins allowed to open sockets, besides the service's own host (comma-separated).
+    allowed_origins: str = _env("VOICE_AGENT_ALLOWED_ORIGINS", default="")
     # Retell: how long to wait for the call's details (its metadata reaches the flow) before
     # greeting, and how long to leave the socket to Retell after the call's final response.
     retell_details_wait_s: float = _env("VOICE_AGENT_RETELL_DETAILS_WAIT_S", default=0.5, ge=0)

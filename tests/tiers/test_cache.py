@@ -212,7 +212,7 @@ async def test_flush_empties_the_cache(cached: Callable[..., Service], running: 
             await client.start()
             await ask(client, service, "Do you deliver prescriptions?")
         async with httpx.AsyncClient(base_url=url) as http:
-            flushed = (await http.post("/v1/admin/cache/flush")).json()
+            flushed = (await http.post("/v1/admin/cache/flush", json={})).json()
             health = (await http.get("/healthz")).json()
         async with call(url) as client:
             await client.start()

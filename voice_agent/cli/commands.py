@@ -16,6 +16,7 @@ from voice_agent.errors import ConfigError
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from voice_agent.server.access import access_policy, check_exposure
     from voice_agent.server.app import create_app
     from voice_agent.settings import load_settings
 
@@ -25,6 +26,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         overrides["VOICE_AGENT_PORT"] = args.port
     settings = load_settings(**overrides)
+    check_exposure(settings, access_policy(settings))  # before the slow loading
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

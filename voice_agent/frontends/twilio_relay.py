@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape
 
 from pydantic import Field
 
@@ -130,11 +132,14 @@ def encode(event: AgentEvent) -> list[dict[str, Any]]:
     return []  # Ready and errors have no ConversationRelay frame
 
 
-def twiml(base_url: str) -> str:
+def twiml(base_url: str, token: str | None = None) -> str:
     """The TwiML that connects a call to this service's relay socket (a number's voice URL
-    answers with it); `base_url` is the service's own, as the request reached it."""
+    answers with it); `base_url` is the service's own, as the request reached it, and `token`
+    the API key the voice URL carried, passed on to the relay's URL."""
     base = base_url.rstrip("/")
     relay = "wss" + base.removeprefix("https").removeprefix("http") + "/twilio/relay"
+    if token:
+        relay = escape(f"{relay}?{urlencode({'token': token})}", {'"': "&quot;"})
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
         f'<ConversationRelay url="{relay}" interruptible="true" '

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from voice_agent.errors import ExplainError, FlagError, KnowledgeBaseError
 from voice_agent.flags import FlagsPatch
 from voice_agent.frontends.frames import SpokenText
 from voice_agent.rag.documents import Document
+from voice_agent.server.access import LOCAL
 from voice_agent.server.admin import after_ingest, flush_cache, score
 from voice_agent.server.explain import explain
 from voice_agent.server.state import app_state
@@ -68,15 +69,11 @@ async def get_flags(request: Request) -> dict[str, Any]:
 
 
 @router.patch("/v1/admin/flags")
-async def patch_flags(
-    patch: FlagsPatch,
-    request: Request,
-    x_actor: str | None = Header(default=None, max_length=200),
-) -> dict[str, Any]:
-    """Change flags from the next turn on; `X-Actor` names who did it in the audit log."""
+async def patch_flags(patch: FlagsPatch, request: Request) -> dict[str, Any]:
+    """Change flags from the next turn on; the audit log names the admin key that did it."""
     svc = app_state(request).service
     try:
-        svc.flags.change(patch, who=x_actor or "unknown")
+        svc.flags.change(patch, who=str(getattr(request.state, "api_key", LOCAL)))
     except FlagError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     except OSError as exc:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from voice_agent.server.access import AccessMiddleware, access_policy
 from voice_agent.server.admin_routes import admin_router
 from voice_agent.server.build import build_service
 from voice_agent.server.calls import calls_router
@@ -50,6 +51,8 @@ def create_app(
                 await svc.aclose()
 
     app = FastAPI(title="voice-agent", lifespan=lifespan)
+    policy = access_policy(settings if settings is not None else service.settings)  # type: ignore[union-attr]
+    app.add_middleware(AccessMiddleware, policy=policy)
     for router in (health_router(), admin_router(), calls_router(), chat_router(), retell_router()):
         app.include_router(router)
     return app

@@ -25,7 +25,8 @@ router = APIRouter()
 @router.post("/twilio/voice")
 async def twilio_voice(request: Request) -> Response:
     """TwiML that connects a Twilio call to /twilio/relay (set as the number's voice URL)."""
-    return Response(twiml(str(request.base_url)), media_type="application/xml")
+    token = request.query_params.get("token")
+    return Response(twiml(str(request.base_url), token), media_type="application/xml")
 
 
 @router.websocket("/twilio/relay")
