@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import gc
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
 
 import pytest
 
-from voice_agent.errors import LLMTimeout
+from voice_agent.errors import LLMTimeout, LLMUnavailable
 from voice_agent.llm.guard import guarded
 from voice_agent.types import Budgets, Message
 
-from ..fakes import FakeLLM, scaled
+from ..fakes import FakeLLM, scaled, settle
 
 
 def budgets(first: float = 0.05, stall: float = 0.1, total: float = 0.5) -> Budgets:
@@ -60,3 +63,53 @@ async def test_tokens_that_keep_coming_past_the_hard_limit_are_cut_off() -> None
         await collect(guarded(stream_of(llm), budgets(stall=1, total=0.2)))
     assert caught.value.phase == "total"
     assert llm.tokens_sent < 100
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, Any]]]:
+    """What the event loop would report as unhandled (a task's exception never retrieved)."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    yield errors
+    loop.set_exception_handler(None)
+
+
+async def test_a_read_that_fails_while_the_filler_is_out_is_not_left_unretrieved(
+    loop_errors: list[dict[str, Any]],
+) -> None:
+    """The filler goes out while a read is in flight; the read then fails (the backend drops)
+    and the caller hangs up: the failure is part of the abandoned answer, not an error the
+    loop reports later as "Task exception was never retrieved"."""
+    dropped = asyncio.Event()
+
+    async def drops_late() -> AsyncGenerator[str, None]:
+        await dropped.wait()
+        raise LLMUnavailable("the backend dropped the stream")
+        yield ""  # an async generator  # pragma: no cover
+
+    answer = guarded(drops_late(), Budgets(first_token_s=0.0, stall_s=10, total_s=10))
+    assert await anext(answer) == ("filler", "")
+    dropped.set()
+    await settle()  # the read has failed while the filler was being spoken
+    await answer.aclose()  # the caller hung up
+    del answer
+    gc.collect()
+    await settle()
+    assert loop_errors == []
+
+
+async def test_a_barge_in_stays_a_cancellation_when_the_read_fails_as_it_stops() -> None:
+    async def resets_when_stopped() -> AsyncGenerator[str, None]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ConnectionResetError("the backend reset as it was stopped") from None
+        yield ""  # an async generator  # pragma: no cover
+
+    answer = guarded(resets_when_stopped(), Budgets(10, 10, 10))
+    turn = asyncio.create_task(anext(answer))
+    await settle()
+    turn.cancel()  # barge-in
+    with pytest.raises(asyncio.CancelledError):
+        await turn

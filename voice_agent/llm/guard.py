@@ -69,9 +69,15 @@ async def guarded(
                 yield ("token", text)
                 pending = loop.create_task(_next(stream), name="llm-next-token")
         finally:
-            if not pending.done():
-                pending.cancel()
-                try:
-                    await pending
-                except (asyncio.CancelledError, StopAsyncIteration):
-                    pass
+            await _settle(pending)
+
+
+async def _settle(read: asyncio.Task[str]) -> None:
+    """Stop the read in flight when the answer is abandoned (barge-in, a limit, the end), and
+    take its outcome: a read that fails as it is stopped (a connection reset) is part of the
+    stopping, not an error left for the loop to report ("never retrieved")."""
+    if not read.done():
+        read.cancel()
+        await asyncio.wait({read})  # our own cancellation still propagates from here
+    if not read.cancelled():
+        read.exception()
