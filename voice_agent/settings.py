@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     redis_timeout_s: float = _env("VOICE_AGENT_REDIS_TIMEOUT_S", default=0.5, gt=0)
 
     max_frame_bytes: int = _env("VOICE_AGENT_MAX_FRAME_BYTES", default=65536, ge=256)
+    # An HTTP request's body (chat completions, explain, ingest): 413 past it.
+    max_body_bytes: int = _env("VOICE_AGENT_MAX_BODY_BYTES", default=1_048_576, ge=1024)
     max_utterance_chars: int = _env("VOICE_AGENT_MAX_UTTERANCE_CHARS", default=2000, ge=16)
     cancel_wait_s: float = _env("VOICE_AGENT_CANCEL_WAIT_S", default=0.5, gt=0)
     # Embed and retrieve on partial transcripts ahead of the final (enabled mode only).

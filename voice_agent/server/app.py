@@ -16,6 +16,7 @@ from voice_agent.server.build import build_service
 from voice_agent.server.calls import calls_router
 from voice_agent.server.chat import ChatCalls, chat_router
 from voice_agent.server.health import health_router
+from voice_agent.server.limits import BodyLimit
 from voice_agent.server.retell import RetellCalls, retell_router
 from voice_agent.server.service import Service
 from voice_agent.server.state import AppState
@@ -51,8 +52,9 @@ def create_app(
                 await svc.aclose()
 
     app = FastAPI(title="voice-agent", lifespan=lifespan)
-    policy = access_policy(settings if settings is not None else service.settings)  # type: ignore[union-attr]
-    app.add_middleware(AccessMiddleware, policy=policy)
+    configured = settings if settings is not None else service.settings  # type: ignore[union-attr]
+    app.add_middleware(BodyLimit, max_body_bytes=configured.max_body_bytes)
+    app.add_middleware(AccessMiddleware, policy=access_policy(configured))  # runs first
     for router in (health_router(), admin_router(), calls_router(), chat_router(), retell_router()):
         app.include_router(router)
     return app
