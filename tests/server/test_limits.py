@@ -40,4 +40,3 @@ async def test_an_oversized_body_is_refused_whole_and_the_service_goes_on(
     assert declared.status_code == 413 and chunked.status_code == 413
     assert "65536 bytes" in declared.json()["detail"]
     assert fine.status_code == 200 and fine.json()["choices"][0]["message"]["content"]
-
