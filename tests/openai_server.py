@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 class Behaviour:
     tokens: list[str] = field(default_factory=lambda: ["We ", "deliver ", "for ", "free."])
     first_token_s: float = 0.0
+    token_s: float = 0.0  # between tokens
     status: int = 200
     cut: bool = False  # end the stream after the tokens, with no finish_reason and no [DONE]
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -56,7 +57,9 @@ def openai_compatible_app(behaviour: Behaviour) -> FastAPI:
 
         async def events() -> AsyncIterator[str]:
             await asyncio.sleep(behaviour.first_token_s)
-            for token in behaviour.tokens:
+            for index, token in enumerate(behaviour.tokens):
+                if index:
+                    await asyncio.sleep(behaviour.token_s)
                 yield chunk(token)
             if behaviour.cut:
                 return

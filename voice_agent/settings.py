@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = _env("VOICE_AGENT_MAX_BODY_BYTES", default=1_048_576, ge=1024)
     max_utterance_chars: int = _env("VOICE_AGENT_MAX_UTTERANCE_CHARS", default=2000, ge=16)
     cancel_wait_s: float = _env("VOICE_AGENT_CANCEL_WAIT_S", default=0.5, gt=0)
+    # SIGTERM: how long calls may go on (turns finish) before they hear the goodbye and close.
+    drain_timeout_s: float = _env("VOICE_AGENT_DRAIN_TIMEOUT_S", default=30, ge=0)
+    drain_goodbye: str = _env(
+        "VOICE_AGENT_DRAIN_GOODBYE",
+        default="I'm sorry, I have to end the call now. Please call back in a moment. Goodbye.",
+    )
     # Embed and retrieve on partial transcripts ahead of the final (enabled mode only).
     speculate_partials: bool = _env("VOICE_AGENT_SPECULATE_PARTIALS", default=True)
     log_level: str = _env("VOICE_AGENT_LOG_LEVEL", default="INFO")

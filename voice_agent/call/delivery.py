@@ -13,9 +13,9 @@ from typing import Any
 import state_machine as sm
 from voice_agent.call.config import LiveCall
 from voice_agent.call.plan import TurnPlan
-from voice_agent.events import AgentEvent, Delta, Done, Listening
+from voice_agent.events import AgentEvent, Delta, Done
 from voice_agent.tasks import TaskScope
-from voice_agent.telemetry.event import TurnEvent
+from voice_agent.telemetry.event import Telemetry, TurnEvent
 from voice_agent.turn import TurnRecord
 from voice_agent.types import (
     Action,
@@ -24,6 +24,7 @@ from voice_agent.types import (
     Outcome,
     Responder,
     SendDigits,
+    Source,
     Transfer,
     TurnRequest,
     WouldBe,
@@ -179,11 +180,42 @@ def turn_event(
     )
 
 
-async def say_fallback(
-    send: Send, turn_id: int, said: Message, state: str, remember: Callable[[Message], None]
+async def say_line(
+    send: Send,
+    turn_id: int,
+    said: Message,
+    state: str,
+    remember: Callable[[Message], None],
+    reason: str,
 ) -> None:
-    """A turn that broke: the caller hears the fallback line and the call goes on."""
+    """A turn of one fixed line (the fallback after a broken turn, the goodbye when the service
+    goes away): the caller hears it, the history keeps it, the turn is done."""
     await send(Delta(turn_id, said.content))
     remember(said)
-    await send(Done(turn_id, said.content, "fallback", state, {}, {"reason": "internal_error"}))
-    await send(Listening(turn_id))
+    source: Source = "fallback" if said.source == "fallback" else "flow"
+    await send(Done(turn_id, said.content, source, state, {}, {"reason": reason}))
+
+
+async def report(
+    send: Send,
+    telemetry: Telemetry | None,
+    live: LiveCall,
+    plan: TurnPlan,
+    record: TurnRecord,
+    state: str,
+    said: str,
+    flow_detail: dict[str, Any],
+    utterance: Utterance | None,
+    answered: Answered | None,
+) -> None:
+    """Tell the frontend the turn is done, and the observers what it was."""
+    source = answered.outcome.source if answered is not None else "flow"
+    detail: dict[str, Any] = {"flow": flow_detail}
+    if answered is not None:
+        detail.update(answered.detail)
+    done = Done(record.turn_id, said, source, state, record.latency_ms(), detail)
+    await send(done)
+    if telemetry is not None:
+        telemetry.turn_served(
+            turn_event(live.call_id, live.flow.name, plan.mode, done, utterance, answered)
+        )

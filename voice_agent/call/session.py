@@ -15,18 +15,17 @@ import state_machine as sm
 from voice_agent.call import history as call_history
 from voice_agent.call.config import CallConfig, CallDeps, LiveCall
 from voice_agent.call.delivery import (
-    Answered,
     Send,
     Speaker,
     answer,
     ends_call,
     flow_action,
-    say_fallback,
-    turn_event,
+    report,
+    say_line,
     turn_request,
 )
 from voice_agent.call.intent import match_intent
-from voice_agent.call.plan import TurnDefaults, TurnPlan, call_mode, plan_turn
+from voice_agent.call.plan import TurnDefaults, call_mode, plan_turn
 from voice_agent.call.silence import SilenceTimer
 from voice_agent.call.speculation import Speculator, utterance_for
 from voice_agent.events import (
@@ -35,7 +34,6 @@ from voice_agent.events import (
     CallerEvent,
     CallerSilent,
     CallStart,
-    Done,
     Dtmf,
     Ended,
     ErrorEvent,
@@ -250,7 +248,8 @@ class CallSession:
             )
         actions = [flow_action(a) for a in decision.actions]
         said = speaker.said.content
-        await self._finish(live, record, decision, plan, said, detail, utterance, answered)
+        await report(self._send, self._deps.telemetry, live, plan, record, decision.state,
+                     said, detail, utterance, answered)  # fmt: skip
         if answered is not None:
             actions.extend(answered.actions)
         for action in actions:
@@ -263,28 +262,6 @@ class CallSession:
                 return
         await self._after_turn(decision, actions)
 
-    async def _finish(
-        self,
-        live: LiveCall,
-        record: TurnRecord,
-        decision: sm.Decision,
-        plan: TurnPlan,
-        said: str,
-        flow_detail: dict[str, Any],
-        utterance: Heard | None,
-        answered: Answered | None,
-    ) -> None:
-        """Tell the frontend the turn is done, and the observers what it was."""
-        source = answered.outcome.source if answered is not None else "flow"
-        detail: dict[str, Any] = {"flow": flow_detail}
-        if answered is not None:
-            detail.update(answered.detail)
-        done = Done(record.turn_id, said, source, decision.state, record.latency_ms(), detail)
-        await self._send(done)
-        if self._deps.telemetry is not None:
-            event = turn_event(live.call_id, live.flow.name, plan.mode, done, utterance, answered)
-            self._deps.telemetry.turn_served(event)
-
     async def _after_turn(self, decision: sm.Decision, actions: list[Action]) -> None:
         ending = [reason for a in actions if (reason := ends_call(a)) is not None]
         if decision.ended or ending:
@@ -295,8 +272,19 @@ class CallSession:
             await self._listen(decision)
 
     async def _say_fallback(self, turn_id: int) -> None:
+        """A broken turn: the caller hears the fallback line and the call goes on."""
         said = Message("assistant", self._config.fallback_text, source="fallback")
-        await say_fallback(self._send, turn_id, said, self.state, self._remember)
+        await say_line(self._send, turn_id, said, self.state, self._remember, "internal_error")
+        await self._send(Listening(turn_id))
+
+    async def leave(self, text: str, reason: str) -> None:
+        """The service goes away: the turn in progress stops, the caller hears `text`, and
+        the call ends."""
+        if self._live is not None and not self.ended:
+            await self._cancel_turn()
+            said, turn_id = Message("assistant", text, source="flow"), self._record(None).turn_id
+            await say_line(self._send, turn_id, said, self.state, self._remember, reason)
+        await self.end(reason)
 
     # Silence
 

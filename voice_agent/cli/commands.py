@@ -18,6 +18,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from voice_agent.server.access import access_policy, check_exposure
     from voice_agent.server.app import create_app
+    from voice_agent.server.drain import DrainingServer
     from voice_agent.settings import load_settings
 
     overrides = {}
@@ -35,14 +36,16 @@ def serve(args: argparse.Namespace) -> int:
     # Built before the server starts, so that a model or setting that cannot work stops
     # start-up with one line (see main) instead of a traceback from inside the server.
     service = build_service(settings)
-    uvicorn.run(
-        create_app(service=service, owns_service=True),
+    app = create_app(service=service, owns_service=True)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         # Frames past the app's own limit get an error frame; this bound only protects memory.
         ws_max_size=settings.max_frame_bytes * 16,
         log_level=settings.log_level.lower(),
     )
+    DrainingServer(config, app, settings.drain_timeout_s, settings.drain_goodbye).run()
     return 0
 
 

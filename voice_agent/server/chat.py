@@ -124,7 +124,10 @@ def chat_router() -> APIRouter:
 
     @router.post("/v1/chat/completions", response_model=None)
     async def completions(body: ChatBody, request: Request) -> Any:
-        calls = app_state(request).chat_calls
+        state = app_state(request)
+        if state.closing:  # draining: the frontend retries on another instance
+            raise HTTPException(503, "the service is restarting", headers={"Retry-After": "1"})
+        calls = state.chat_calls
         try:
             text, history = caller_turn(body)
         except ChatError as exc:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from voice_agent.frontends.retell import RetellCodec
-from voice_agent.server.sockets import SocketCall, open_call, run_call
+from voice_agent.server.sockets import SocketCall, open_call, refused_while_closing, run_call
 from voice_agent.server.state import app_state
 from voice_agent.tasks import TaskScope
 
@@ -88,6 +88,8 @@ def retell_router() -> APIRouter:
         svc = state.service
         settings = svc.settings
         await ws.accept()
+        if await refused_while_closing(ws, state):
+            return
         calls = state.retell_calls
         call_id = call_id[:128]
         resumed = calls.opened(call_id)
@@ -105,13 +107,13 @@ def retell_router() -> APIRouter:
         else:
             await call.socket.attach(ws, codec)
             log.info("Retell call %s: reconnected; the session goes on", call_id)
-        state.active_calls += 1
+        state.track(call)
         try:
             await run_call(call, settings.max_frame_bytes)
         except WebSocketDisconnect:
             pass
         finally:
-            state.active_calls -= 1
+            state.untrack(call)
             await calls.release(call_id, call)
 
     return router

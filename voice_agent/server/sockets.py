@@ -20,6 +20,7 @@ from voice_agent.events import AgentEvent, CallStart
 from voice_agent.frontends.codec import Codec, Inbound
 from voice_agent.frontends.frames import too_large
 from voice_agent.server.service import Service
+from voice_agent.server.state import AppState
 from voice_agent.turn import now
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class CallSocket:
     def __init__(self, ws: WebSocket, codec: Codec) -> None:
         self.ws = ws
         self.codec = codec
+        self.close_code = 1000  # 1001 when the service is going away (a drain)
         self._lock = asyncio.Lock()
 
     async def send(self, event: AgentEvent) -> None:
@@ -42,7 +44,7 @@ class CallSocket:
             out = self.codec.encode(event)
             await self._write(out.frames)
             if out.close:
-                await self._close(1000)
+                await self._close(self.close_code)
 
     async def write(self, frames: Iterable[str]) -> None:
         async with self._lock:
@@ -80,6 +82,18 @@ class SocketCall:
 
     socket: CallSocket
     session: CallSession
+
+
+TRY_AGAIN_LATER = 1013
+
+
+async def refused_while_closing(ws: WebSocket, state: AppState) -> bool:
+    """A new call while the service drains: closed at once (1013, try again later), so the
+    frontend calls another instance."""
+    if not state.closing:
+        return False
+    await ws.close(code=TRY_AGAIN_LATER, reason="the service is restarting; try again")
+    return True
 
 
 def open_call(ws: WebSocket, codec: Codec, service: Service) -> SocketCall:
