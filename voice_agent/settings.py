@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     redis_timeout_s: float = _env("VOICE_AGENT_REDIS_TIMEOUT_S", default=0.5, gt=0)
 
     max_frame_bytes: int = _env("VOICE_AGENT_MAX_FRAME_BYTES", default=65536, ge=256)
+    # Calls on sockets at once, in this process and per API key: past it a new call is closed
+    # with 1013 and /ready says 503, so the balancer sends calls elsewhere (0: no limit).
+    max_calls: int = _env("VOICE_AGENT_MAX_CALLS", default=500, ge=0)
+    max_calls_per_key: int = _env("VOICE_AGENT_MAX_CALLS_PER_KEY", default=0, ge=0)
     # An HTTP request's body (chat completions, explain, ingest): 413 past it.
     max_body_bytes: int = _env("VOICE_AGENT_MAX_BODY_BYTES", default=1_048_576, ge=1024)
     max_utterance_chars: int = _env("VOICE_AGENT_MAX_UTTERANCE_CHARS", default=2000, ge=16)

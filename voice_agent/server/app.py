@@ -38,7 +38,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = service is None or owns_service
         svc = service if service is not None else await asyncio.to_thread(build_service, settings)  # type: ignore[arg-type]
-        state = AppState(svc, ChatCalls(svc), RetellCalls(svc.settings.retell_reconnect_window_s))
+        state = AppState(
+            svc,
+            ChatCalls(svc),
+            RetellCalls(svc.settings.retell_reconnect_window_s),
+            max_calls=svc.settings.max_calls,
+            max_calls_per_key=svc.settings.max_calls_per_key,
+        )
         app.state.voice_agent = state
         await svc.start()
         log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)

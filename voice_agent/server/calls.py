@@ -13,7 +13,7 @@ from voice_agent.frontends.codec import Codec
 from voice_agent.frontends.native import NativeCodec
 from voice_agent.frontends.twilio_relay import TwilioRelayCodec, twiml
 from voice_agent.frontends.twilio_signature import upgrade_signed
-from voice_agent.server.sockets import open_call, refused_while_closing, run_call
+from voice_agent.server.sockets import open_call, refused, run_call
 from voice_agent.server.state import AppState, app_state
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def calls_router() -> APIRouter:
 
 async def serve_call(ws: WebSocket, state: AppState, codec: Codec) -> None:
     """One call on an accepted socket, from its first frame to its session's close."""
-    if await refused_while_closing(ws, state):
+    if await refused(ws, state):
         return
     call = open_call(ws, codec, state.service)
     state.track(call)

@@ -52,12 +52,17 @@ async def health(request: Request) -> dict[str, object]:
 
 @router.get("/ready")
 async def ready(request: Request) -> Response:
-    """For readiness probes: 200 once models are loaded and until shutdown begins. A local
+    """For readiness probes: 200 once models are loaded, until shutdown begins, and while the
+    process is under its call limit (503 with the reason otherwise). A local
     model that is restarting does not take the service out: templates and the cache go on
     answering, and LLM turns get the fallback line until it is back (`llm`)."""
     state = app_state(request)
     llm = state.service.llm_status()
-    body: dict[str, object] = {"ready": not state.closing}
+    body: dict[str, object] = {"ready": not state.closing and not state.full}
+    if state.closing:
+        body["reason"] = "draining"
+    elif state.full:
+        body["reason"] = f"at the limit of {state.max_calls} calls"
     if llm is not None:
         body["llm"] = llm["state"]
     return Response(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
 from voice_agent.frontends.retell import RetellCodec
-from voice_agent.server.sockets import SocketCall, open_call, refused_while_closing, run_call
+from voice_agent.server.sockets import SocketCall, open_call, refused, run_call
 from voice_agent.server.state import app_state
 from voice_agent.tasks import TaskScope
 
@@ -88,7 +88,7 @@ def retell_router() -> APIRouter:
         svc = state.service
         settings = svc.settings
         await ws.accept()
-        if await refused_while_closing(ws, state):
+        if await refused(ws, state):
             return
         calls = state.retell_calls
         call_id = call_id[:128]

@@ -82,24 +82,33 @@ class SocketCall:
 
     socket: CallSocket
     session: CallSession
+    key: str = "local"  # the API key's name it was opened with (limits per key)
 
 
 TRY_AGAIN_LATER = 1013
 
 
-async def refused_while_closing(ws: WebSocket, state: AppState) -> bool:
-    """A new call while the service drains: closed at once (1013, try again later), so the
-    frontend calls another instance."""
-    if not state.closing:
+async def refused(ws: WebSocket, state: AppState) -> bool:
+    """A new call the process will not take, closed at once with 1013 (try again later) and
+    the reason, so the frontend places it on another instance: the service is draining, or
+    at its limit of calls, in all or for the caller's key."""
+    reason = state.refusal(key_of(ws))
+    if reason is None:
         return False
-    await ws.close(code=TRY_AGAIN_LATER, reason="the service is restarting; try again")
+    log.warning("refused a call: %s", reason)
+    await ws.close(code=TRY_AGAIN_LATER, reason=reason)
     return True
+
+
+def key_of(ws: WebSocket) -> str:
+    """The name of the key the socket was opened with (server/access.py), `local` without."""
+    return str(ws.scope.get("state", {}).get("api_key", "local"))
 
 
 def open_call(ws: WebSocket, codec: Codec, service: Service) -> SocketCall:
     socket = CallSocket(ws, codec)
     config = replace(service.call_config, frontend_reminders=codec.frontend_reminders)
-    return SocketCall(socket, CallSession(service.call_deps, socket.send, config))
+    return SocketCall(socket, CallSession(service.call_deps, socket.send, config), key_of(ws))
 
 
 async def run_call(call: SocketCall, max_frame_bytes: int) -> None:

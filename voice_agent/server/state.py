@@ -5,6 +5,7 @@ shutdown has begun."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,17 +27,38 @@ class AppState:
     closing: bool = False  # draining or shutting down: /ready says no, new calls are refused
     calls: set[SocketCall] = field(default_factory=set)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is on a socket
+    max_calls: int = 0  # calls on sockets at once, in all and per key (0: no limit)
+    max_calls_per_key: int = 0
+    per_key: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.idle.set()
 
+    @property
+    def full(self) -> bool:
+        return 0 < self.max_calls <= len(self.calls)
+
+    def refusal(self, key: str) -> str | None:
+        """Why a new call with this key is refused now, or None."""
+        if self.closing:
+            return "the service is restarting; call again"
+        if self.full:
+            return f"the service is at its limit of {self.max_calls} calls; call again"
+        if 0 < self.max_calls_per_key <= self.per_key[key]:
+            return f"key {key!r} is at its limit of {self.max_calls_per_key} calls"
+        return None
+
     def track(self, call: SocketCall) -> None:
         self.calls.add(call)
+        self.per_key[call.key] += 1
         self.active_calls += 1
         self.idle.clear()
 
     def untrack(self, call: SocketCall) -> None:
         self.calls.discard(call)
+        self.per_key[call.key] -= 1
+        if self.per_key[call.key] <= 0:
+            del self.per_key[call.key]
         self.active_calls -= 1
         if not self.calls:
             self.idle.set()
