@@ -11,12 +11,13 @@ which `voice-agent serve` allows only on a loopback address unless told otherwis
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voice_agent.errors import ConfigError
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 ADMIN_PREFIXES = ("/v1/admin/", "/v1/ingest")
-KEY_HEADERS = (b"x-api-key", b"x-vapi-secret")
+KEY_HEADERS = ("x-api-key", "x-vapi-secret")
 MIN_SECRET_CHARS = 16
 LOCAL = "local"  # the actor when no keys are configured (loopback only)
 
@@ -102,29 +103,25 @@ def check_exposure(settings: Settings, policy: AccessPolicy) -> None:
     )
 
 
-def presented_secret(scope: Scope) -> str | None:
-    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
-    auth = headers.get(b"authorization", b"").decode("latin-1")
+def presented_secret(headers: Headers, scope: Scope) -> str | None:
+    auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
     for name in KEY_HEADERS:
         if name in headers:
-            return headers[name].decode("latin-1").strip()
+            return headers[name].strip()
     query: dict[str, list[str]] = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tokens = query.get("token")
     return tokens[0] if tokens else None
 
 
-def origin_allowed(scope: Scope, origins: Sequence[str]) -> bool:
+def origin_allowed(headers: Headers, origins: Sequence[str]) -> bool:
     """A browser's WebSocket comes from the service's own host or a configured origin;
     telephony frontends send no Origin at all."""
-    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
-    origin = headers.get(b"origin")
+    origin = headers.get("origin")
     if origin is None:
         return True
-    text = origin.decode("latin-1")
-    host = headers.get(b"host", b"").decode("latin-1")
-    return urlsplit(text).netloc == host or text in origins
+    return urlsplit(origin).netloc == headers.get("host", "") or origin in origins
 
 
 class AccessMiddleware:
@@ -141,23 +138,26 @@ class AccessMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(scope)
+        refusal = self._refusal(scope, Headers(scope=scope))
         if refusal is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             log.warning("refused a socket to %s: %s", scope["path"], refusal[1])
             await send({"type": "websocket.close", "code": 1008, "reason": refusal[1]})
         else:
-            await _refuse(send, *refusal)
+            status, reason = refusal
+            auth = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            await JSONResponse({"detail": reason}, status, auth)(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
         path: str = scope["path"]
         policy = self.policy
-        if scope["type"] == "websocket" and not origin_allowed(scope, policy.origins):
+        if scope["type"] == "websocket" and not origin_allowed(headers, policy.origins):
             return 403, "origin not allowed"
         admin = path.startswith(ADMIN_PREFIXES)
         if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH", "DELETE"):
-            if admin and not _json_body(scope):
+            kind = headers.get("content-type", "").split(";")[0].strip().lower()
+            if admin and kind != "application/json":
                 return 415, "send the body as application/json"
         state = scope.setdefault("state", {})
         if not policy.enabled:
@@ -167,7 +167,7 @@ class AccessMiddleware:
             return None
         if path.startswith("/twilio/") and policy.twilio_signed:
             return None  # the relay's upgrade is checked against Twilio's signature
-        secret = presented_secret(scope)
+        secret = presented_secret(headers, scope)
         key = policy.key_for(secret) if secret else None
         if key is None:
             return 401, "a valid API key is needed" if secret is None else "unknown API key"
@@ -175,18 +175,3 @@ class AccessMiddleware:
             return 403, f"key {key.name!r} is not an admin key"
         state["api_key"] = key.name
         return None
-
-
-def _json_body(scope: Scope) -> bool:
-    headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
-    kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
-    return kind == "application/json"
-
-
-async def _refuse(send: Send, status: int, reason: str) -> None:
-    body = json.dumps({"detail": reason}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 401:
-        headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

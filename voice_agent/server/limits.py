@@ -4,8 +4,8 @@ neither fill memory nor a log line."""
 
 from __future__ import annotations
 
-import json
-
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -18,10 +18,9 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        headers: dict[bytes, bytes] = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"").decode("latin-1")
+        declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, receive, send)
             return
         # Read it here, at most the limit, then hand it on: nothing past the limit is held.
         body = bytearray()
@@ -31,7 +30,7 @@ class BodyLimit:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -46,12 +45,6 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         reason = f"the request body is over {self.max_body_bytes} bytes"
-        payload = json.dumps({"detail": reason}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await JSONResponse({"detail": reason}, 413)(scope, receive, send)

@@ -19,6 +19,7 @@ from voice_agent.errors import ProtocolError
 from voice_agent.events import AgentEvent, CallStart
 from voice_agent.frontends.codec import Codec, Inbound
 from voice_agent.frontends.frames import too_large
+from voice_agent.server.access import LOCAL
 from voice_agent.server.service import Service
 from voice_agent.server.state import AppState
 from voice_agent.turn import now
@@ -82,7 +83,7 @@ class SocketCall:
 
     socket: CallSocket
     session: CallSession
-    key: str = "local"  # the API key's name it was opened with (limits per key)
+    key: str = LOCAL  # the API key's name it was opened with (limits per key)
 
 
 TRY_AGAIN_LATER = 1013
@@ -102,7 +103,7 @@ async def refused(ws: WebSocket, state: AppState) -> bool:
 
 def key_of(ws: WebSocket) -> str:
     """The name of the key the socket was opened with (server/access.py), `local` without."""
-    return str(ws.scope.get("state", {}).get("api_key", "local"))
+    return str(ws.scope.get("state", {}).get("api_key", LOCAL))
 
 
 def open_call(ws: WebSocket, codec: Codec, service: Service) -> SocketCall:

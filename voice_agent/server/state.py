@@ -23,7 +23,6 @@ class AppState:
     service: Service
     chat_calls: ChatCalls
     retell_calls: RetellCalls
-    active_calls: int = 0
     closing: bool = False  # draining or shutting down: /ready says no, new calls are refused
     calls: set[SocketCall] = field(default_factory=set)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set while no call is on a socket
@@ -35,8 +34,12 @@ class AppState:
         self.idle.set()
 
     @property
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    @property
     def full(self) -> bool:
-        return 0 < self.max_calls <= len(self.calls)
+        return 0 < self.max_calls <= self.active_calls
 
     def refusal(self, key: str) -> str | None:
         """Why a new call with this key is refused now, or None."""
@@ -51,7 +54,6 @@ class AppState:
     def track(self, call: SocketCall) -> None:
         self.calls.add(call)
         self.per_key[call.key] += 1
-        self.active_calls += 1
         self.idle.clear()
 
     def untrack(self, call: SocketCall) -> None:
@@ -59,7 +61,6 @@ class AppState:
         self.per_key[call.key] -= 1
         if self.per_key[call.key] <= 0:
             del self.per_key[call.key]
-        self.active_calls -= 1
         if not self.calls:
             self.idle.set()
 
