@@ -41,11 +41,6 @@ class TurnEvent:
     at: float = field(default_factory=time.time)
 
 
-def cache_result(event: TurnEvent) -> CacheVerdict | None:
-    """ "hit" or "miss" for a turn the cache tier saw, else None."""
-    return event.cache
-
-
 class TurnObserver(Protocol):
     def turn_served(self, event: TurnEvent) -> None: ...
 

@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from voice_agent.telemetry.event import TurnEvent, cache_result
+from voice_agent.telemetry.event import TurnEvent
 
 MEASURES = ("first_token", "total")
 
@@ -24,7 +24,7 @@ class LatencyTracker:
     def turn_served(self, event: TurnEvent) -> None:
         if event.question:
             self._sources.append(event.source)
-        result = cache_result(event)
+        result = event.cache
         if result is not None:
             self._cache_hits.append(result == "hit")
         first = event.latency_ms.get("first_token")

@@ -11,7 +11,7 @@ import logging
 from datadog.dogstatsd.base import DogStatsd
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from voice_agent.telemetry.event import TurnEvent, cache_result
+from voice_agent.telemetry.event import TurnEvent
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ SCORE_BUCKETS = (10, 20, 30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 100)
 
 def _cache_result(event: TurnEvent) -> str | None:
     """hit or miss for turns the cache saw; in shadow mode, a would-be hit counts as a hit."""
-    result = cache_result(event)
+    result = event.cache
     if result is None and event.would_be is not None and event.would_be.source == "cache":
         return "hit"
     return result
