@@ -151,6 +151,20 @@ class Settings(BaseSettings):
     # An HTTP request's body (chat completions, explain, ingest): 413 past it.
     max_body_bytes: int = _env("VOICE_AGENT_MAX_BODY_BYTES", default=1_048_576, ge=1024)
     max_utterance_chars: int = _env("VOICE_AGENT_MAX_UTTERANCE_CHARS", default=2000, ge=16)
+    # One call's bounds (0: none). Turns past the rate are refused with an error frame (429
+    # on chat); a call past its duration hears the time-limit line and ends; a socket that
+    # sends nothing for the idle timeout is ended; a frame the client does not read within
+    # the send timeout closes its socket (the client stopped reading).
+    max_turns_per_minute: int = _env("VOICE_AGENT_MAX_TURNS_PER_MINUTE", default=40, ge=0)
+    max_call_duration_s: float = _env("VOICE_AGENT_MAX_CALL_DURATION_S", default=3600, ge=0)
+    idle_timeout_s: float = _env("VOICE_AGENT_IDLE_TIMEOUT_S", default=300, ge=0)
+    send_timeout_s: float = _env("VOICE_AGENT_SEND_TIMEOUT_S", default=5, gt=0)
+    time_limit_goodbye: str = _env(
+        "VOICE_AGENT_TIME_LIMIT_GOODBYE",
+        default="We've reached the time limit for this call. Please call back if you need "
+        "anything else. Goodbye.",
+        min_length=1,
+    )
     cancel_wait_s: float = _env("VOICE_AGENT_CANCEL_WAIT_S", default=0.5, gt=0)
     # SIGTERM: how long calls may go on (turns finish) before they hear the goodbye and close.
     drain_timeout_s: float = _env("VOICE_AGENT_DRAIN_TIMEOUT_S", default=30, ge=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,6 +112,7 @@ class Call:
         folder: Path,
         responder: FakeResponder | None = None,
         flags: FlagStore | None = None,
+        **config: Any,
     ) -> None:
         (folder / "desk.yaml").write_text(FLOW)
         flow = load_flow(folder / "desk.yaml")
@@ -134,6 +136,7 @@ class Call:
             fallback_text="Sorry, one moment please.",
             budgets=Budgets(1.0, 1.0, 4.0),
             context={"business": "Maple"},
+            **config,
         )
         self.session = CallSession(deps, self._send, config)
 

@@ -31,6 +31,9 @@ class CallConfig:
     # The frontend times the caller's silence and sends CallerSilent (Retell): no own timer.
     frontend_reminders: bool = False
     speculate: bool = True  # work on partial transcripts ahead of the final (enabled mode)
+    max_turns_per_minute: int = 0  # caller turns past it are refused (0: no limit)
+    max_duration_s: float = 0  # past it the call hears `time_limit_text` and ends (0: none)
+    time_limit_text: str = "We've reached the time limit for this call. Goodbye."
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from voice_agent.call.delivery import (
     turn_request,
 )
 from voice_agent.call.intent import match_intent
+from voice_agent.call.limits import TurnRate
 from voice_agent.call.plan import TurnDefaults, call_mode, plan_turn
 from voice_agent.call.silence import SilenceTimer
 from voice_agent.call.speculation import Speculator, utterance_for
@@ -67,6 +68,7 @@ class CallSession:
         self._turn: asyncio.Task[None] | None = None
         self._silence = SilenceTimer(self._silent, self._talking, deps.sleep)
         self._turn_id = 0
+        self._rate = TurnRate(config.max_turns_per_minute)
 
     @property
     def call_id(self) -> str | None:
@@ -115,6 +117,10 @@ class CallSession:
         self._silence.stop()  # the caller did something: no reminder now
         if isinstance(event, Utterance):
             if event.final:
+                if not self._rate.allow():
+                    limit = self._config.max_turns_per_minute
+                    await self.error("too_many_turns", f"over {limit} turns a minute: not answered")
+                    return
                 await self._cancel_turn()
                 record = self._record(received_at)
                 self._remember(Message("user", event.text.strip()))
@@ -161,6 +167,8 @@ class CallSession:
                 metadata.append(str(value))
         state, decision = sm.start(flow, context)
         live = self._live = LiveCall(call_id, flow, state, context, tuple(metadata))
+        if self._config.max_duration_s > 0:
+            self._tasks.spawn(self._time_limit(self._config.max_duration_s), name="time-limit")
         await self._send(Ready(call_id, self.state, self.mode))
         if (decision.say or decision.actions) and not event.resume:
             self._spawn(self._deliver(live, self._record(None), decision, {"reason": "start"}))
@@ -285,6 +293,11 @@ class CallSession:
             said, turn_id = Message("assistant", text, source="flow"), self._record(None).turn_id
             await say_line(self._send, turn_id, said, self.state, self._remember, reason)
         await self.end(reason)
+
+    async def _time_limit(self, seconds: float) -> None:
+        await self._deps.sleep(seconds)
+        log.info("call %s reached its time limit of %s s", self.call_id, seconds)
+        await self.leave(self._config.time_limit_text, "time_limit")
 
     # Silence
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -175,3 +176,8 @@ class AccessMiddleware:
             return 403, f"key {key.name!r} is not an admin key"
         state["api_key"] = key.name
         return None
+
+
+def key_of(connection: HTTPConnection) -> str:
+    """The name of the key a request or socket came with; `local` when keys are off."""
+    return str(connection.scope.get("state", {}).get("api_key", LOCAL))

@@ -74,6 +74,9 @@ class Service:
             context={"business": self.settings.business_name},
             cancel_wait_s=self.settings.cancel_wait_s,
             speculate=self.settings.speculate_partials,
+            max_turns_per_minute=self.settings.max_turns_per_minute,
+            max_duration_s=self.settings.max_call_duration_s,
+            time_limit_text=self.settings.time_limit_goodbye,
         )
 
     @property

@@ -1,6 +1,7 @@
 """What the app keeps between requests, typed: the service, the chat and Retell calls that
-outlive one request or socket, the calls on a socket now (a drain waits for them), and whether
-shutdown has begun."""
+outlive one request or socket, the calls on a socket now (a drain waits for them), the chat
+turns in flight, and whether shutdown has begun. Socket calls and chat turns in flight share
+the call limits."""
 
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ class AppState:
     max_calls: int = 0  # calls on sockets at once, in all and per key (0: no limit)
     max_calls_per_key: int = 0
     per_key: Counter[str] = field(default_factory=Counter)
+    chat_turns: int = 0  # chat-completions requests being answered now
 
     def __post_init__(self) -> None:
         self.idle.set()
 
     @property
     def active_calls(self) -> int:
-        return len(self.calls)
+        return len(self.calls) + self.chat_turns
 
     @property
     def full(self) -> bool:
@@ -58,11 +60,22 @@ class AppState:
 
     def untrack(self, call: SocketCall) -> None:
         self.calls.discard(call)
-        self.per_key[call.key] -= 1
-        if self.per_key[call.key] <= 0:
-            del self.per_key[call.key]
+        self._release(call.key)
         if not self.calls:
             self.idle.set()
+
+    def begin_chat_turn(self, key: str) -> None:
+        self.chat_turns += 1
+        self.per_key[key] += 1
+
+    def end_chat_turn(self, key: str) -> None:
+        self.chat_turns -= 1
+        self._release(key)
+
+    def _release(self, key: str) -> None:
+        self.per_key[key] -= 1
+        if self.per_key[key] <= 0:
+            del self.per_key[key]
 
 
 def app_state(connection: HTTPConnection) -> AppState:
