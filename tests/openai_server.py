@@ -20,6 +20,7 @@ class Behaviour:
     token_s: float = 0.0  # between tokens
     status: int = 200
     cut: bool = False  # end the stream after the tokens, with no finish_reason and no [DONE]
+    garbage: str | None = None  # sent as the whole event stream instead of the tokens
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
 
@@ -57,6 +58,9 @@ def openai_compatible_app(behaviour: Behaviour) -> FastAPI:
 
         async def events() -> AsyncIterator[str]:
             await asyncio.sleep(behaviour.first_token_s)
+            if behaviour.garbage is not None:
+                yield behaviour.garbage
+                return
             for index, token in enumerate(behaviour.tokens):
                 if index:
                     await asyncio.sleep(behaviour.token_s)

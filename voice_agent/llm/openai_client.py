@@ -73,6 +73,8 @@ class OpenAILLM:
                 finished = finished or choice.finish_reason is not None
         except openai.OpenAIError as exc:  # a broken connection too (APIConnectionError)
             raise LLMUnavailable(f"openai stream failed: {exc!r}") from exc
+        except ValueError as exc:  # an event that is not JSON: the backend is broken
+            raise LLMUnavailable(f"openai stream garbled: {exc}") from exc
         finally:
             await response.close()
         if not finished:

@@ -15,6 +15,7 @@ from voice_agent.server.admin_routes import admin_router
 from voice_agent.server.build import build_service
 from voice_agent.server.calls import calls_router
 from voice_agent.server.chat import ChatCalls, chat_router
+from voice_agent.server.connection import ConnectionHandle
 from voice_agent.server.health import health_router
 from voice_agent.server.limits import BodyLimit
 from voice_agent.server.retell import RetellCalls, retell_router
@@ -60,7 +61,8 @@ def create_app(
     app = FastAPI(title="voice-agent", lifespan=lifespan)
     configured = settings if settings is not None else service.settings  # type: ignore[union-attr]
     app.add_middleware(BodyLimit, max_body_bytes=configured.max_body_bytes)
-    app.add_middleware(AccessMiddleware, policy=access_policy(configured))  # runs first
+    app.add_middleware(AccessMiddleware, policy=access_policy(configured))
+    app.add_middleware(ConnectionHandle)  # outermost: it needs the server's own `send`
     for router in (health_router(), admin_router(), calls_router(), chat_router(), retell_router()):
         app.include_router(router)
     return app

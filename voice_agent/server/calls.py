@@ -61,7 +61,8 @@ async def serve_call(ws: WebSocket, state: AppState, codec: Codec) -> None:
     call = open_call(ws, codec, state.service)
     state.track(call)
     try:
-        await run_call(call, state.service.settings.max_frame_bytes)
+        settings = state.service.settings
+        await run_call(call, settings.max_frame_bytes, settings.idle_timeout_s)
     except WebSocketDisconnect:
         pass
     finally:

@@ -109,7 +109,7 @@ def retell_router() -> APIRouter:
             log.info("Retell call %s: reconnected; the session goes on", call_id)
         state.track(call)
         try:
-            await run_call(call, settings.max_frame_bytes)
+            await run_call(call, settings.max_frame_bytes, settings.idle_timeout_s)
         except WebSocketDisconnect:
             pass
         finally:

@@ -16,28 +16,46 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voice_agent.call.session import CallSession
 from voice_agent.errors import ProtocolError
-from voice_agent.events import AgentEvent, CallStart
+from voice_agent.events import AgentEvent, CallerSilent, CallStart, Dtmf, Utterance
 from voice_agent.frontends.codec import Codec, Inbound
 from voice_agent.frontends.frames import too_large
-from voice_agent.server.access import LOCAL
+from voice_agent.server.access import LOCAL, key_of
+from voice_agent.server.connection import drop_connection
 from voice_agent.server.service import Service
 from voice_agent.server.state import AppState
 from voice_agent.turn import now
 
 log = logging.getLogger(__name__)
 
+# Caller events that start a turn: not taken while the client is not reading what it was sent.
+STARTS_WORK = (Utterance, Dtmf, CallerSilent)
 FAILED_START = 1011  # the close code for a call the frontend cannot start again
 
 
 class CallSocket:
     """A call's socket and codec. Frames leave one event at a time, in order; a reconnecting
-    frontend brings a new socket and codec (`attach`) while the session goes on."""
+    frontend brings a new socket and codec (`attach`) while the session goes on.
 
-    def __init__(self, ws: WebSocket, codec: Codec) -> None:
+    A client that stops reading fills its send buffer (the WebSocket's write limit, then the
+    kernel's), and a write waits. While one waits the socket is `backed_up`: the loop starts
+    no new work for the call. A write still waiting after `send_timeout_s` means the client
+    has stopped reading: the connection is dropped, its session closed, and its memory freed.
+    """
+
+    def __init__(self, ws: WebSocket, codec: Codec, send_timeout_s: float = 5.0) -> None:
         self.ws = ws
         self.codec = codec
         self.close_code = 1000  # 1001 when the service is going away (a drain)
+        self.send_timeout_s = send_timeout_s
+        self.stalled = False  # the client stopped reading: nothing more is sent
+        self._writing = False
         self._lock = asyncio.Lock()
+
+    @property
+    def backed_up(self) -> bool:
+        """A frame is waiting for the client to read it (a write that does not have to wait
+        finishes without yielding), or the client has stopped reading altogether."""
+        return self._writing or self.stalled
 
     async def send(self, event: AgentEvent) -> None:
         """The session's sender: the event as the codec's frames."""
@@ -51,28 +69,45 @@ class CallSocket:
         async with self._lock:
             await self._write(frames)
 
-    async def close(self, code: int) -> None:
+    async def close(self, code: int, reason: str = "") -> None:
         async with self._lock:
-            await self._close(code)
+            await self._close(code, reason)
 
     async def attach(self, ws: WebSocket, codec: Codec) -> None:
         async with self._lock:
             self.ws, self.codec = ws, codec
 
     async def _write(self, frames: Iterable[str]) -> None:
-        if self.ws.application_state is not WebSocketState.CONNECTED:
+        if self.stalled or self.ws.application_state is not WebSocketState.CONNECTED:
             return
+        self._writing = True
         try:
             for frame in frames:
-                await self.ws.send_text(frame)
+                async with asyncio.timeout(self.send_timeout_s):
+                    await self.ws.send_text(frame)
+        except TimeoutError:
+            self._give_up()
         except (WebSocketDisconnect, RuntimeError, OSError):
             log.debug("call socket closed while sending")
+        finally:
+            self._writing = False
 
-    async def _close(self, code: int) -> None:
-        if self.ws.application_state is not WebSocketState.CONNECTED:
+    def _give_up(self) -> None:
+        """The client has not read a frame for the send timeout. A close frame would wait
+        behind the unread ones, so the connection is dropped: the loop's receive sees it."""
+        self.stalled = True
+        log.warning("closing a call socket: the client has not read for %s s", self.send_timeout_s)
+        if not drop_connection(self.ws):
+            log.warning("the server cannot drop the connection; the client's timeouts will")
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        if self.stalled or self.ws.application_state is not WebSocketState.CONNECTED:
             return
         try:
-            await self.ws.close(code=code)
+            async with asyncio.timeout(self.send_timeout_s):
+                await self.ws.close(code=code, reason=reason)
+        except TimeoutError:
+            self._give_up()
         except (RuntimeError, OSError):
             log.debug("call socket already closed")
 
@@ -101,24 +136,21 @@ async def refused(ws: WebSocket, state: AppState) -> bool:
     return True
 
 
-def key_of(ws: WebSocket) -> str:
-    """The name of the key the socket was opened with (server/access.py), `local` without."""
-    return str(ws.scope.get("state", {}).get("api_key", LOCAL))
-
-
 def open_call(ws: WebSocket, codec: Codec, service: Service) -> SocketCall:
-    socket = CallSocket(ws, codec)
+    socket = CallSocket(ws, codec, service.settings.send_timeout_s)
     config = replace(service.call_config, frontend_reminders=codec.frontend_reminders)
     return SocketCall(socket, CallSession(service.call_deps, socket.send, config), key_of(ws))
 
 
-async def run_call(call: SocketCall, max_frame_bytes: int) -> None:
-    """Serve the call until the socket closes, or the call has ended and the codec's linger
-    has passed. The session is not closed here: a frontend that reconnects may get it back."""
+async def run_call(call: SocketCall, max_frame_bytes: int, idle_timeout_s: float = 0) -> None:
+    """Serve the call until the socket closes, the client has sent nothing for
+    `idle_timeout_s` (0: no limit), or the call has ended and the codec's linger has passed.
+    The session is not closed here: a frontend that reconnects may get it back."""
     socket, session = call.socket, call.session
     await socket.write(socket.codec.opening())
     loop = asyncio.get_running_loop()
     close_at: float | None = None
+    heard_at = loop.time()
     while True:
         codec = socket.codec
         if session.ended:
@@ -127,9 +159,12 @@ async def run_call(call: SocketCall, max_frame_bytes: int) -> None:
             if close_at is None:
                 close_at = loop.time() + codec.linger_s
         wait = codec.wait_s()
-        deadline = close_at if wait is None else loop.time() + wait
-        if close_at is not None and deadline is not None:
-            deadline = min(deadline, close_at)
+        deadlines = [
+            close_at,
+            None if wait is None else loop.time() + wait,
+            heard_at + idle_timeout_s if idle_timeout_s > 0 else None,
+        ]
+        deadline = min((d for d in deadlines if d is not None), default=None)
         try:
             async with asyncio.timeout_at(deadline):
                 message = await socket.ws.receive()
@@ -137,13 +172,26 @@ async def run_call(call: SocketCall, max_frame_bytes: int) -> None:
             if close_at is not None and loop.time() >= close_at:
                 await socket.close(1000)
                 return
+            if idle_timeout_s > 0 and loop.time() >= heard_at + idle_timeout_s:
+                await _idle(call, idle_timeout_s)
+                return
             if not await _take(call, codec.timed_out(session.turn_id), None, max_frame_bytes):
                 return
             continue
+        heard_at = loop.time()
         if message["type"] == "websocket.disconnect":
             return
         if not await _on_message(call, message, max_frame_bytes):
             return
+
+
+async def _idle(call: SocketCall, idle_timeout_s: float) -> None:
+    """Nothing from the client for the idle timeout: a started call ends (its frontend is
+    told, as for any end); a socket that never started a call is closed."""
+    log.info("call %s: nothing received for %s s; ending it", call.session.call_id, idle_timeout_s)
+    if call.session.started and not call.session.ended:
+        await call.session.end("idle_timeout")
+    await call.socket.close(1000, "idle timeout")
 
 
 async def _on_message(
@@ -182,6 +230,9 @@ async def _take(
     socket, session = call.socket, call.session
     await socket.write(inbound.replies)
     for event in inbound.events:
+        if socket.backed_up and isinstance(event, STARTS_WORK):
+            log.debug("call %s: not read; %s ignored", session.call_id, type(event).__name__)
+            continue
         try:
             await session.handle(event, received_at)
         except Exception:  # task boundary: one bad event must not end the call
