@@ -59,7 +59,11 @@ class FakeRetriever:
     )
 
     async def retrieve(
-        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+        self,
+        query: str,
+        record: TurnRecord | None = None,
+        vector: Vector | None = None,
+        lexical_only: bool = False,
     ) -> list[Passage]:
         return list(self.passages)
 

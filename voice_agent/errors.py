@@ -9,6 +9,7 @@
     │   ├── ChatError      a chat-completions body with nothing to answer
     │   └── FlagError      a flags change that would leave them inconsistent; nothing changed
     ├── CacheBackendError  the shared cache's Redis failed; the local cache goes on (retry may help)
+    ├── EncoderSlow        no embedding within the turn's budget; the turn goes on without it
     └── LLMError           the language model failed to answer
         ├── LLMTimeout     no first token, a stall, or the hard limit ran out (retry may help)
         └── LLMUnavailable the backend refused, errored or is circuit-broken (retry may help later)
@@ -57,6 +58,13 @@ class FlagError(RequestError):
 
 
 class CacheBackendError(VoiceAgentError):
+    retryable = True
+
+
+class EncoderSlow(VoiceAgentError):
+    """The encoder gave no embedding within the turn's budget: the tiers that need one pass,
+    and retrieval goes on with words alone."""
+
     retryable = True
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
 
     first_token_budget_s: float = _env("VOICE_AGENT_FIRST_TOKEN_BUDGET_S", default=0.8, gt=0)
+    # A turn's wait for its embedding: past it intents match exactly only, the quick tier and
+    # the cache pass, and retrieval is by words alone, so a slow encoder cannot hold the turn.
+    embed_timeout_s: float = _env("VOICE_AGENT_EMBED_TIMEOUT_S", default=0.5, gt=0)
     llm_timeout_s: float = _env("VOICE_AGENT_LLM_TIMEOUT_S", default=3.0, gt=0)
     llm_stall_timeout_s: float = _env("VOICE_AGENT_LLM_STALL_TIMEOUT_S", default=1.0, gt=0)
     breaker_failures: int = _env("VOICE_AGENT_BREAKER_FAILURES", default=3, ge=1)

@@ -173,8 +173,15 @@ class Responder(Protocol):
 
 
 class Retriever(Protocol):
+    """Passages for `query`; with `vector`, the query's embedding is not computed again, and
+    with `lexical_only`, none is used (the encoder is too slow for this turn)."""
+
     async def retrieve(
-        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+        self,
+        query: str,
+        record: TurnRecord | None = None,
+        vector: Vector | None = None,
+        lexical_only: bool = False,
     ) -> list[Passage]: ...
 
 

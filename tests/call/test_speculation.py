@@ -39,7 +39,11 @@ class CountingRetriever:
         self.queries: list[str] = []
 
     async def retrieve(
-        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+        self,
+        query: str,
+        record: TurnRecord | None = None,
+        vector: Vector | None = None,
+        lexical_only: bool = False,
     ) -> list[Passage]:
         self.queries.append(query)
         return [Passage("doc", "Doc", f"about {query}")]

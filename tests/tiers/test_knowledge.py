@@ -3,6 +3,8 @@ a fake LLM with set latencies."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.tiers.knowledge import KnowledgeConfig, KnowledgeTier
 from voice_agent.turn import TurnRecord
@@ -28,15 +30,16 @@ def config(first: float = 0.05, stall: float = 0.2, total: float = 0.4) -> Knowl
     )
 
 
-async def no_embedding(text: str) -> Vector:
-    raise AssertionError("the knowledge tier leaves embedding to the retriever")
+async def toy_embedding(text: str) -> Vector:
+    """The utterance's embedding, which the tier hands to the retriever (the fake ignores it)."""
+    return np.ones(4, dtype=np.float32) / 2
 
 
 def request(text: str = "When do you open on Saturday?") -> TurnRequest:
     return TurnRequest(
         call_id="c1",
         turn_id=1,
-        utterance=Utterance(text, no_embedding),
+        utterance=Utterance(text, toy_embedding),
         state="default",
         history=(Message("user", "hi"), Message("assistant", "Hello.")),
         record=TurnRecord("c1", 1),

@@ -34,6 +34,7 @@ class CallConfig:
     max_turns_per_minute: int = 0  # caller turns past it are refused (0: no limit)
     max_duration_s: float = 0  # past it the call hears `time_limit_text` and ends (0: none)
     time_limit_text: str = "We've reached the time limit for this call. Goodbye."
+    embed_timeout_s: float | None = None  # a turn's wait for its embedding (None: no bound)
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,7 +180,9 @@ class CallSession:
     async def _utterance_turn(self, live: LiveCall, text: str, record: TurnRecord) -> None:
         partials = self._speculator.partials
         prepared = await self._speculator.take_for(text, record)
-        utterance = utterance_for(text, self._deps.embed, record, prepared)
+        utterance = utterance_for(
+            text, self._deps.embed, record, prepared, self._config.embed_timeout_s
+        )
         candidates = sm.candidate_intents(live.flow, live.state)
         match = await match_intent(self._deps.intents, utterance, candidates)
         intent = match.intent if match else None

@@ -38,12 +38,20 @@ class Prepared:
 
 
 def utterance_for(
-    text: str, embed: Embed, record: TurnRecord, prepared: Prepared | None
+    text: str,
+    embed: Embed,
+    record: TurnRecord,
+    prepared: Prepared | None,
+    embed_timeout_s: float | None = None,
 ) -> Utterance:
-    """The final utterance of a turn, starting with what was prepared on its partials."""
+    """The final utterance of a turn, starting with what was prepared on its partials; its
+    embedding is waited for at most `embed_timeout_s` from now."""
+    deadline = None
+    if embed_timeout_s is not None:
+        deadline = asyncio.get_running_loop().time() + embed_timeout_s
     if prepared is None:
-        return Utterance(text, embed, record)
-    return Utterance(text, embed, record, prepared.vector, prepared.passages)
+        return Utterance(text, embed, record, deadline=deadline)
+    return Utterance(text, embed, record, prepared.vector, prepared.passages, deadline)
 
 
 class Speculator:

@@ -96,8 +96,10 @@ class KnowledgeIndex:
         order = np.argsort(-similarities, kind="stable")[:depth]
         return [int(i) for i in order]
 
-    def search(self, query: str, query_vector: Vectors, top_k: int) -> list[Hit]:
-        fused = reciprocal_rank_fusion(
-            [self.bm25_ranking(query), self.dense_ranking(query_vector)], top=top_k
-        )
+    def search(self, query: str, query_vector: Vectors | None, top_k: int) -> list[Hit]:
+        """BM25 and dense rankings fused; BM25 alone without the query's vector."""
+        rankings = [self.bm25_ranking(query)]
+        if query_vector is not None:
+            rankings.append(self.dense_ranking(query_vector))
+        fused = reciprocal_rank_fusion(rankings, top=top_k)
         return [Hit(self.chunks[i], score) for i, score in fused]

@@ -85,14 +85,19 @@ class KnowledgeBase:
             return await asyncio.to_thread(self._swap_in, documents, chunks)
 
     async def retrieve(
-        self, query: str, record: TurnRecord | None = None, vector: Vector | None = None
+        self,
+        query: str,
+        record: TurnRecord | None = None,
+        vector: Vector | None = None,
+        lexical_only: bool = False,
     ) -> list[Passage]:
         """`vector` is the query's embedding when the caller already has it (intent matching
-        embeds the utterance first); otherwise it is computed here."""
+        embeds the utterance first); otherwise it is computed here, unless `lexical_only`
+        (BM25 alone: the encoder is too slow for this turn)."""
         index = self._index
         if index is None:
             return []
-        if vector is None:
+        if vector is None and not lexical_only:
             started = now()
             vector = await self._encoder.embed(query)
             if record is not None:

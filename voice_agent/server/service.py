@@ -77,6 +77,7 @@ class Service:
             max_turns_per_minute=self.settings.max_turns_per_minute,
             max_duration_s=self.settings.max_call_duration_s,
             time_limit_text=self.settings.time_limit_goodbye,
+            embed_timeout_s=self.settings.embed_timeout_s,
         )
 
     @property

@@ -16,6 +16,7 @@ from quick_responses.intents import normalize
 from voice_agent.cache.shared import SharedCache
 from voice_agent.cache.store import CacheHit, CacheScope, Origin, ResponseCache
 from voice_agent.cache.warming import WarmAnswer, scopes_for
+from voice_agent.errors import EncoderSlow
 from voice_agent.quality.contradiction import objections
 from voice_agent.quality.score import score_answer
 from voice_agent.redaction import redact
@@ -97,7 +98,10 @@ class CacheTier:
         scope = self.scope(request)
         result = self.cache.lookup_exact(request.text, scope)
         if result is None:
-            vector = await request.utterance.vector()
+            try:
+                vector = await request.utterance.vector()
+            except EncoderSlow:
+                return Pass(self.name, "encoder_slow")
             started = now()
             looked = self.cache.lookup_semantic(request.text, vector, scope)
             request.record.add_duration("cache", started)

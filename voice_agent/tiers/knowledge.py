@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from voice_agent.errors import LLMError, LLMTimeout
+from voice_agent.errors import EncoderSlow, LLMError, LLMTimeout
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.llm.guard import guarded
 from voice_agent.llm.prompt import build_messages
@@ -69,8 +69,14 @@ class KnowledgeTier:
         utterance = request.utterance
         passages = utterance.passages
         if passages is None:
-            vector = utterance.known_vector  # the retriever embeds (and caches) it otherwise
-            passages = await self._retriever.retrieve(utterance.text, request.record, vector)
+            try:
+                vector = await utterance.vector()
+            except EncoderSlow:  # words alone: the turn's answer is not held up by the encoder
+                reply.detail["retrieval"] = "lexical (encoder slow)"
+                vector = None
+            passages = await self._retriever.retrieve(
+                utterance.text, request.record, vector, lexical_only=vector is None
+            )
         reply.detail["passages"] = [p.doc_id for p in passages]
         reply.context = [p.text for p in passages[: cfg.prompt_passages]]
         return build_messages(

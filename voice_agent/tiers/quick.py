@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from quick_responses.responder import QuickDecision, QuickResponder
+from voice_agent.errors import EncoderSlow
 from voice_agent.tiers.chain import say
 from voice_agent.turn import now
 from voice_agent.types import Action, HangUp, Pass, Reply, Transfer, TurnRequest
@@ -48,7 +49,10 @@ class QuickTier:
 
     async def respond(self, request: TurnRequest) -> Reply | Pass:
         started = now()
-        decision = await self.decide(request)
+        try:
+            decision = await self.decide(request)
+        except EncoderSlow:
+            return Pass(self.name, "encoder_slow")
         request.record.add_duration("quick", started)
         if not decision.answer or decision.intent is None:
             evidence = {"intent": decision.intent, "score": round(decision.score, 4)}
