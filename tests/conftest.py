@@ -22,6 +22,7 @@ from voice_agent.settings import Settings, load_settings
 from voice_agent.types import LLMClient
 
 from .fakes import FakeLLM, scaled
+from .redis_server import redis_server  # noqa: F401 (a fixture, for every test that asks)
 
 
 @pytest.fixture(scope="session")
