@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from voice_agent.server.access import AccessMiddleware, access_policy
 from voice_agent.server.admin_routes import admin_router
@@ -65,4 +67,21 @@ def create_app(
     app.add_middleware(ConnectionHandle)  # outermost: it needs the server's own `send`
     for router in (health_router(), admin_router(), calls_router(), chat_router(), retell_router()):
         app.include_router(router)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     return app
+
+
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming what is wrong and where, without echoing the input back: it may hold text
+    that cannot be encoded (a lone surrogate made FastAPI's own answer a 500), a caller's data,
+    or a megabyte of it."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            "loc": [str(part) for part in e.get("loc", ())],
+            "msg": e.get("msg"),
+            "type": e.get("type"),
+        }
+        for e in errors
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)

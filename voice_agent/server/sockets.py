@@ -240,7 +240,7 @@ async def _take(
             await session.error("internal_error", "the service failed to handle that frame")
         if isinstance(event, CallStart) and not session.started:
             if socket.codec.closes_on_failed_start:
-                log.error("call %s could not start (flow %r)", event.call_id, event.flow)
+                log.warning("call %s could not start (flow %r)", event.call_id, event.flow)
                 await socket.close(FAILED_START)
                 return False
     await socket.write(socket.codec.settled(session.turn_id, session.ended))
