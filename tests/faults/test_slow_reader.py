@@ -22,6 +22,7 @@ from voice_agent.server.state import AppState
 from ..conftest import call
 from ..fakes import FakeLLM, scaled
 
+HARD_S = 3.0  # the state's hard limit: the service's default VOICE_AGENT_LLM_TIMEOUT_S
 BIG = ("Our store has a great many things to tell you about today " * 200,) * 10  # ~120 KB
 
 
@@ -107,8 +108,10 @@ async def watch(
             except OSError:  # reset: the service dropped the connection
                 dropped_at = loop.time()
                 break
-            if n % 10 == 0:  # the healthy call is answered all along
+            if n % 10 == 0:  # the healthy call is answered all along, within its hard limit
+                asked = loop.time()
                 done = (await healthy.ask(f"healthy question {n}"))[-1]
+                assert loop.time() - asked <= HARD_S + scaled(0.1)
                 assert done["text"].startswith("Our store") and done["source"] != "fallback"
                 answered += 1
             await asyncio.sleep(0.02)

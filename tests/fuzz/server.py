@@ -47,7 +47,11 @@ class ThreadedService:
         settings = load_settings(**self._overrides)
         service = build_service(settings, encoder=self._encoder, llm=FakeLLM())
         app = create_app(service=service)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        # No keepalive pings: they draw from the global `random` (websockets), which hypothesis
+        # takes for a strategy using it when it happens, from this thread, mid-example.
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", ws_ping_interval=None
+        )
         self._server = uvicorn.Server(config)
         try:
             await self._server.serve()
