@@ -10,6 +10,7 @@
     │   └── FlagError      a flags change that would leave them inconsistent; nothing changed
     ├── CacheBackendError  the shared cache's Redis failed; the local cache goes on (retry may help)
     ├── EncoderSlow        no embedding within the turn's budget; the turn goes on without it
+    ├── FleetUnavailable   the fleet's shared state (Redis) cannot take a change (retry may help)
     └── LLMError           the language model failed to answer
         ├── LLMTimeout     no first token, a stall, or the hard limit ran out (retry may help)
         └── LLMUnavailable the backend refused, errored or is circuit-broken (retry may help later)
@@ -58,6 +59,12 @@ class FlagError(RequestError):
 
 
 class CacheBackendError(VoiceAgentError):
+    retryable = True
+
+
+class FleetUnavailable(VoiceAgentError):
+    """A change meant for every process (the flags) that Redis could not take: nothing changed."""
+
     retryable = True
 
 

@@ -63,11 +63,15 @@ class Flags:
         return "enabled" if bucket < self.rollout_percent else "shadow"
 
 
+FLAG_NAMES = tuple(Flags.__dataclass_fields__)
+
+
 class FlagStore:
     def __init__(self, flags: Flags, audit_log: Path | None) -> None:
         self._flags = flags
         self._audit_log = audit_log
         self._lock = threading.Lock()
+        self.version = 0  # the fleet document's version these flags came from (0: this process's)
         self._listeners: Listeners[[Flags]] = Listeners("flags")
 
     @property
@@ -81,36 +85,65 @@ class FlagStore:
         """Apply `patch`. A change the audit log cannot record is refused (OSError), unless
         `must_record` is False: the automatic rollback protects callers first, and logs the
         failure to record it."""
-        values = patch.model_dump(exclude_none=True)
         with self._lock:
             old = self._flags
-            new = replace(old, **values)
-            if new.first_token_budget_s >= new.llm_timeout_s:
-                raise FlagError(
-                    f"first_token_budget_s ({new.first_token_budget_s}) must be below "
-                    f"llm_timeout_s ({new.llm_timeout_s})"
-                )
-            changed = {k for k in values if getattr(old, k) != getattr(new, k)}
+            new = self.patched(old, patch)
+            changed = sorted(k for k in FLAG_NAMES if getattr(old, k) != getattr(new, k))
             if not changed:
                 return old
             try:
-                self._audit(who, {k: getattr(old, k) for k in sorted(changed)},
-                            {k: getattr(new, k) for k in sorted(changed)})  # fmt: skip
+                self._audit(who, old, new, changed)
             except OSError:
                 if must_record:
                     raise
                 log.error("flag change by %s applied but not recorded in the audit log", who,
                           exc_info=True)  # fmt: skip
             self._flags = new
-        log.warning("flags changed by %s: %s", who, {k: getattr(new, k) for k in changed})
-        self._listeners.notify(new)
+        self._announce(who, old, new)
         return new
 
-    def _audit(self, who: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    @staticmethod
+    def patched(flags: Flags, patch: FlagsPatch) -> Flags:
+        """`flags` with `patch` applied; FlagError when the result is inconsistent."""
+        new = replace(flags, **patch.model_dump(exclude_none=True))
+        if new.first_token_budget_s >= new.llm_timeout_s:
+            raise FlagError(
+                f"first_token_budget_s ({new.first_token_budget_s}) must be below "
+                f"llm_timeout_s ({new.llm_timeout_s})"
+            )
+        return new
+
+    def adopt(self, flags: Flags, version: int, who: str | None = None) -> None:
+        """Take flags decided elsewhere: the fleet's document at `version`, changed by `who`
+        (for the log line; the audit line is the deciding process's, `record`)."""
+        with self._lock:
+            old, self._flags, self.version = self._flags, flags, version
+        if old != flags:
+            self._announce(who or f"the fleet (version {version})", old, flags)
+
+    def record(self, who: str, old: Flags, new: Flags) -> None:
+        """The audit line for a change this process made to the fleet's flags."""
+        changed = sorted(k for k in FLAG_NAMES if getattr(old, k) != getattr(new, k))
+        try:
+            self._audit(who, old, new, changed)
+        except OSError:
+            log.error("flag change by %s not recorded in the audit log", who, exc_info=True)
+
+    def _announce(self, who: str, old: Flags, new: Flags) -> None:
+        changed = {k: getattr(new, k) for k in FLAG_NAMES if getattr(old, k) != getattr(new, k)}
+        log.warning("flags changed by %s: %s", who, changed)
+        self._listeners.notify(new)
+
+    def _audit(self, who: str, old: Flags, new: Flags, changed: list[str]) -> None:
         """Append before applying: a change that cannot be recorded is not made."""
         if self._audit_log is None:
             return
-        line = {"at": round(time.time(), 3), "who": who, "old": old, "new": new}
+        line = {
+            "at": round(time.time(), 3),
+            "who": who,
+            "old": {k: getattr(old, k) for k in changed},
+            "new": {k: getattr(new, k) for k in changed},
+        }
         with self._audit_log.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
 

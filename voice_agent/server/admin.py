@@ -71,6 +71,11 @@ def live_stats(service: Service) -> dict[str, object]:
     """What /health reports: latency, tier mix, cache hit rate, quality per source."""
     return {
         "flags": service.flags.as_dict(),
+        "flags_source": (
+            service.fleet_flags.status()
+            if service.fleet_flags is not None
+            else {"shared": False, "version": service.flags.version}
+        ),
         "latency_ms": service.latency.snapshot(),
         "latency_by_state_and_mode": service.latency.by_state_and_mode(),
         "tier_mix": service.latency.tier_mix(),

@@ -21,6 +21,7 @@ from voice_agent.cache.warming import (
 )
 from voice_agent.errors import ConfigError
 from voice_agent.flags import Flags, FlagStore
+from voice_agent.fleet.flags import FleetFlags
 from voice_agent.flows import FlowLibrary
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.llm.local import LocalModel, bundled_model_path, model_server_command
@@ -239,9 +240,12 @@ def build_service(
     tiers: list[Tier] = [t for t in (quick_tier, cache_tier) if t is not None]
     responder = ResponderChain([*tiers, knowledge_tier], fallback_text=settings.fallback_text)
     flags = FlagStore(initial_flags(settings), settings.audit_log)
+    fleet = None
+    if settings.redis_url:  # the flags are the fleet's, in Redis
+        fleet = FleetFlags(flags, settings.redis_url, timeout_s=settings.redis_timeout_s)
     if cache_tier is not None:
         follow_cache_threshold(flags, cache_tier)
-    observers = build_observers(settings, encoder, flags)
+    observers = build_observers(settings, encoder, flags, fleet)
     service = Service(
         settings=settings,
         encoder=encoder,
@@ -261,6 +265,7 @@ def build_service(
         telemetry_file=observers.telemetry_file,
         stream=observers.stream,
         telemetry=observers.telemetry,
+        fleet_flags=fleet,
         owns_encoder=owns_encoder,
         owns_llm=owns_llm,
     )
@@ -294,7 +299,9 @@ class Observers:
     telemetry: Telemetry
 
 
-def build_observers(settings: Settings, encoder: Encoder, flags: FlagStore) -> Observers:
+def build_observers(
+    settings: Settings, encoder: Encoder, flags: FlagStore, fleet: FleetFlags | None = None
+) -> Observers:
     """Telemetry's observers of every turn, the quality tracker's listeners (the exporters and,
     when on, the automatic rollback) and the shadow comparisons' file."""
     quality = QualityTracker(
@@ -305,7 +312,7 @@ def build_observers(settings: Settings, encoder: Encoder, flags: FlagStore) -> O
         min_turns=min(10, settings.quality_window_turns),
     )
     if settings.auto_rollback:
-        quality.listeners.append(AutoRollback(flags, quality))
+        quality.listeners.append(AutoRollback(flags, quality, fleet))
     shadow = ShadowRecorder(encoder.encode_many, settings.telemetry_transcripts)
     latency = LatencyTracker()
     prometheus = PrometheusMetrics()

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from voice_agent.flags import FlagsPatch, FlagStore
+from voice_agent.fleet.flags import FleetFlags
 from voice_agent.telemetry.quality import QualityAlert, QualityTracker
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 class AutoRollback:
     flags: FlagStore
     quality: QualityTracker
+    fleet: FleetFlags | None = None  # with Redis: the whole fleet rolls back
 
     def __call__(self, alert: QualityAlert) -> None:
         """The fast path's answers got poor: serve the LLM path (shadow) until an engineer
@@ -29,6 +31,9 @@ class AutoRollback:
             f"auto-rollback: {alert.source} answers poor (mean {alert.mean} over "
             f"{alert.window} turns, baseline {self.quality.baseline})"
         )
-        self.flags.change(FlagsPatch(mode="shadow"), who=why, must_record=False)
+        if self.fleet is not None:
+            self.fleet.change_now(FlagsPatch(mode="shadow"), who=why)
+        else:
+            self.flags.change(FlagsPatch(mode="shadow"), who=why, must_record=False)
         self.quality.reset(alert.source)
         log.warning("[QUALITY_ALERT] switched to shadow: %s", why)

@@ -16,6 +16,7 @@ from voice_agent.cache.warming import (
 )
 from voice_agent.call.session import CallConfig, CallDeps
 from voice_agent.flags import FlagStore
+from voice_agent.fleet.flags import FleetFlags
 from voice_agent.flows import FlowLibrary
 from voice_agent.llm.circuit_breaker import CircuitBreaker
 from voice_agent.llm.local import LocalModel
@@ -61,6 +62,7 @@ class Service:
     telemetry_file: TelemetryFile | None
     stream: TelemetryStream
     telemetry: Telemetry
+    fleet_flags: FleetFlags | None = None  # with Redis: the flags are the fleet's
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
@@ -94,7 +96,9 @@ class Service:
 
     async def start(self) -> None:
         """Start background work that needs the event loop (the shared cache's tasks, the
-        local model's supervisor)."""
+        local model's supervisor); join the fleet's flags first."""
+        if self.fleet_flags is not None:
+            await self.fleet_flags.start()
         if self.cache is not None and self.cache.shared is not None:
             await self.cache.shared.start()
         if isinstance(self.llm, LocalModel):
@@ -111,6 +115,8 @@ class Service:
         )
 
     async def aclose(self) -> None:
+        if self.fleet_flags is not None:
+            await self.fleet_flags.aclose()
         await self.quality.drain(1.0)
         await self.shadow.drain(1.0)
         if self.statsd is not None:
