@@ -5,6 +5,7 @@ stably between enabled and shadow."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from voice_agent.flags import Flags, FlagsPatch, FlagStore
 from voice_agent.server.service import Service
-from voice_agent.settings import load_settings
+from voice_agent.settings import BUNDLED_FLOWS_PATH, load_settings
 
 from .conftest import call
 from .fakes import FakeLLM
@@ -82,3 +83,25 @@ def test_an_unwritable_audit_log_refuses_a_change_but_not_the_automatic_rollback
 def test_an_empty_audit_log_setting_means_no_audit_log() -> None:
     assert load_settings(VOICE_AGENT_AUDIT_LOG="").audit_log is None
     assert load_settings(VOICE_AGENT_TELEMETRY_FILE=" ").telemetry_file is None
+
+
+async def test_a_budget_flag_every_flow_overrides_is_refused_and_a_partial_one_says_where(
+    make_service: Callable[..., Service], running: Any, tmp_path: Path
+) -> None:
+    only_pharmacy = tmp_path / "flows"
+    only_pharmacy.mkdir()
+    shutil.copy(BUNDLED_FLOWS_PATH / "pharmacy.yaml", only_pharmacy)
+    alone = make_service(
+        FakeLLM(), VOICE_AGENT_FLOW_PATH=str(only_pharmacy), VOICE_AGENT_DEFAULT_FLOW="pharmacy"
+    )
+    both = make_service(FakeLLM())  # the bundled flows: pharmacy sets its budgets, qa does not
+    async with running(alone) as url, httpx.AsyncClient(base_url=url) as http:
+        refused = await http.patch("/v1/admin/flags", json={"llm_timeout_s": 0.01})
+        unchanged = (await http.get("/v1/admin/flags")).json()
+    async with running(both) as url, httpx.AsyncClient(base_url=url) as http:
+        partial = await http.patch("/v1/admin/flags", json={"llm_timeout_s": 2.0})
+    assert refused.status_code == 409 and "pharmacy.answer" in refused.json()["detail"]
+    assert unchanged["llm_timeout_s"] == 3.0  # nothing was changed
+    assert partial.status_code == 200 and partial.json()["llm_timeout_s"] == 2.0
+    assert "pharmacy.answer" in partial.json()["overridden_in"]["llm_timeout_s"]
+    assert not any(s.startswith("qa.") for s in partial.json()["overridden_in"]["llm_timeout_s"])

@@ -4,6 +4,7 @@ Pure; a flag change applies from the next turn of every call, and never half-way
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import state_machine as sm
@@ -73,3 +74,20 @@ def plan_turn(
             t for t in decision.tiers if shadow and t in FAST_TIERS and t not in off
         ),
     )
+
+
+BUDGET_FLAGS = ("first_token_budget_s", "llm_timeout_s")
+
+
+def overridden_by_flows(flows: Iterable[sm.Flow], flag: str) -> tuple[list[str], int]:
+    """For a budget flag: the answering states (`flow.state`) whose own value, the state's or
+    its flow's defaults', wins over the flag; and how many answering states there are."""
+    own, answering = [], 0
+    for flow in flows:
+        for name, state in flow.states.items():
+            if state.task is None:
+                continue
+            answering += 1
+            if getattr(state.budgets.over(flow.defaults.budgets), flag) is not None:
+                own.append(f"{flow.name}.{name}")
+    return own, answering
