@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     quality_alert_threshold: float = _env("QUALITY_ALERT_THRESHOLD", default=5, ge=0, le=100)
     quality_window_turns: int = _env("QUALITY_WINDOW_TURNS", default=50, ge=1)
     auto_rollback: bool = _env("VOICE_AGENT_AUTO_ROLLBACK", default=True)
+    # The latency SLO (docs/runbooks/latency-alert.md): an alert when a source's first word is
+    # over LATENCY_ALERT_MS for LATENCY_ALERT_TURNS turns in a row; a rollback to shadow when
+    # enabled-mode turns are over LATENCY_ROLLBACK_MS for LATENCY_ROLLBACK_TURNS in a row.
+    latency_alert_ms: float = _env("LATENCY_ALERT_MS", default=2500, gt=0)
+    latency_alert_turns: int = _env("LATENCY_ALERT_TURNS", default=5, ge=1)
+    latency_rollback_ms: float = _env("LATENCY_ROLLBACK_MS", default=3000, gt=0)
+    latency_rollback_turns: int = _env("LATENCY_ROLLBACK_TURNS", default=10, ge=1)
     telemetry_file: Path | None = _env("VOICE_AGENT_TELEMETRY_FILE", default=None)
     # Questions and answers in logs, the telemetry file and the live stream (always redacted
     # of the caller's card, phone, e-mail and long numbers); off: left out entirely.

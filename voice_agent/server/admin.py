@@ -77,6 +77,7 @@ def live_stats(service: Service) -> dict[str, object]:
             else {"shared": False, "version": service.flags.version}
         ),
         "latency_ms": service.latency.snapshot(),
+        "latency_alerting": sorted(service.latency_slo.alerting) if service.latency_slo else [],
         "latency_by_state_and_mode": service.latency.by_state_and_mode(),
         "tier_mix": service.latency.tier_mix(),
         "cache_hit_rate": service.latency.cache_hit_rate(),

@@ -4,7 +4,7 @@ fastest (a model that cannot be served stops start-up before the slow loading)."
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,9 @@ from voice_agent.rag.encoder import (
 )
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.server.intent_packs import build_matcher, load_intent_packs
-from voice_agent.server.rollback import AutoRollback
+from voice_agent.server.observers import build_observers
 from voice_agent.server.service import Service, default_budgets
 from voice_agent.settings import LLMBackend, Settings
-from voice_agent.telemetry.event import Telemetry
-from voice_agent.telemetry.file import TelemetryFile
-from voice_agent.telemetry.latency import LatencyTracker
-from voice_agent.telemetry.log import LogLines
-from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
-from voice_agent.telemetry.quality import QualityTracker
-from voice_agent.telemetry.shadow import ShadowRecorder
-from voice_agent.telemetry.stream import TelemetryStream
 from voice_agent.tiers.cache import CacheTier
 from voice_agent.tiers.chain import ResponderChain
 from voice_agent.tiers.knowledge import KnowledgeConfig, KnowledgeTier
@@ -266,6 +258,7 @@ def build_service(
         stream=observers.stream,
         telemetry=observers.telemetry,
         fleet_flags=fleet,
+        latency_slo=observers.slo,
         owns_encoder=owns_encoder,
         owns_llm=owns_llm,
     )
@@ -282,64 +275,6 @@ def initial_flags(settings: Settings) -> Flags:
         cache_threshold=settings.cache_threshold,
         first_token_budget_s=settings.first_token_budget_s,
         llm_timeout_s=settings.llm_timeout_s,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Observers:
-    """The turn's observers and exporters, subscribed to each other."""
-
-    quality: QualityTracker
-    shadow: ShadowRecorder
-    latency: LatencyTracker
-    prometheus: PrometheusMetrics
-    statsd: DogStatsdMetrics | None
-    telemetry_file: TelemetryFile | None
-    stream: TelemetryStream
-    telemetry: Telemetry
-
-
-def build_observers(
-    settings: Settings, encoder: Encoder, flags: FlagStore, fleet: FleetFlags | None = None
-) -> Observers:
-    """Telemetry's observers of every turn, the quality tracker's listeners (the exporters and,
-    when on, the automatic rollback) and the shadow comparisons' file."""
-    quality = QualityTracker(
-        encoder.encode_many,
-        settings.quality_baseline_score,
-        settings.quality_alert_threshold,
-        window=settings.quality_window_turns,
-        min_turns=min(10, settings.quality_window_turns),
-    )
-    if settings.auto_rollback:
-        quality.listeners.append(AutoRollback(flags, quality, fleet))
-    shadow = ShadowRecorder(encoder.encode_many, settings.telemetry_transcripts)
-    latency = LatencyTracker()
-    prometheus = PrometheusMetrics()
-    statsd = (
-        DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port)
-        if settings.dd_agent_host
-        else None
-    )
-    exporters: list[PrometheusMetrics | DogStatsdMetrics] = [prometheus]
-    if statsd is not None:
-        exporters.append(statsd)
-    for exporter in exporters:
-        quality.score_listeners.append(exporter.quality_scored)
-    stream = TelemetryStream()
-    # The trackers see each turn as it was; what writes it down sees it redacted.
-    telemetry = Telemetry(
-        [latency, quality, shadow, *exporters],
-        [LogLines(), stream],
-        transcripts=settings.telemetry_transcripts,
-    )
-    telemetry_file = TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
-    if telemetry_file is not None:
-        telemetry.exporters.append(telemetry_file)
-        quality.score_listeners.append(telemetry_file.quality_scored)
-        shadow.listeners.append(telemetry_file.shadow_compared)
-    return Observers(
-        quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry
     )
 
 

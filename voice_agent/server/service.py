@@ -28,6 +28,7 @@ from voice_agent.settings import Settings
 from voice_agent.telemetry.event import Telemetry
 from voice_agent.telemetry.file import TelemetryFile
 from voice_agent.telemetry.latency import LatencyTracker
+from voice_agent.telemetry.latency_slo import LatencySLO
 from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.telemetry.quality import QualityTracker
 from voice_agent.telemetry.shadow import ShadowRecorder
@@ -63,6 +64,7 @@ class Service:
     stream: TelemetryStream
     telemetry: Telemetry
     fleet_flags: FleetFlags | None = None  # with Redis: the flags are the fleet's
+    latency_slo: LatencySLO | None = None
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True

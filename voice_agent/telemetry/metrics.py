@@ -12,6 +12,7 @@ from datadog.dogstatsd.base import DogStatsd
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from voice_agent.telemetry.event import TurnEvent
+from voice_agent.telemetry.latency_slo import LatencyAlert
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,10 @@ class PrometheusMetrics:
             "voice_cache_lookups", "Cache lookups by result", ("result", "state"),
             registry=self.registry,
         )  # fmt: skip
+        self.latency_alerts = Counter(
+            "voice_latency_alerts", "Latency SLO alerts by source and kind (alert, rollback)",
+            ("source", "kind"), registry=self.registry,
+        )  # fmt: skip
         self.quality = Histogram(
             "voice_quality_score",
             "Quality score of served answers (0-100)",
@@ -71,6 +76,9 @@ class PrometheusMetrics:
 
     def quality_scored(self, event: TurnEvent, score: float, parts: dict[str, float]) -> None:
         self.quality.labels(event.source, event.state, event.mode).observe(score)
+
+    def latency_alerted(self, alert: LatencyAlert) -> None:
+        self.latency_alerts.labels(alert.source, alert.kind).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -101,6 +109,10 @@ class DogStatsdMetrics:
 
     def quality_scored(self, event: TurnEvent, score: float, parts: dict[str, float]) -> None:
         self.client.histogram("custom.voice.quality_score", score, tags=self._tags(event))
+
+    def latency_alerted(self, alert: LatencyAlert) -> None:
+        tags = [f"source:{alert.source}", f"kind:{alert.kind}"]
+        self.client.increment("custom.voice.latency_alert", tags=tags)
 
     def close(self) -> None:
         self.client.close_socket()

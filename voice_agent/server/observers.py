@@ -1,0 +1,91 @@
+"""Telemetry's observers of every turn, built once and subscribed to each other: the trackers
+(latency, quality, shadow, the latency SLO), the metric exporters, the log lines, the live
+stream and the telemetry file, and the automatic rollbacks that listen to the alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voice_agent.flags import FlagStore
+from voice_agent.fleet.flags import FleetFlags
+from voice_agent.rag.encoder import Encoder
+from voice_agent.server.rollback import AutoRollback, LatencyRollback
+from voice_agent.settings import Settings
+from voice_agent.telemetry.event import Telemetry
+from voice_agent.telemetry.file import TelemetryFile
+from voice_agent.telemetry.latency import LatencyTracker
+from voice_agent.telemetry.latency_slo import LatencyLimits, LatencySLO
+from voice_agent.telemetry.log import LogLines
+from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
+from voice_agent.telemetry.quality import QualityTracker
+from voice_agent.telemetry.shadow import ShadowRecorder
+from voice_agent.telemetry.stream import TelemetryStream
+
+
+@dataclass(frozen=True, slots=True)
+class Observers:
+    """The turn's observers and exporters, subscribed to each other."""
+
+    quality: QualityTracker
+    shadow: ShadowRecorder
+    latency: LatencyTracker
+    prometheus: PrometheusMetrics
+    statsd: DogStatsdMetrics | None
+    telemetry_file: TelemetryFile | None
+    stream: TelemetryStream
+    telemetry: Telemetry
+    slo: LatencySLO
+
+
+def build_observers(
+    settings: Settings, encoder: Encoder, flags: FlagStore, fleet: FleetFlags | None = None
+) -> Observers:
+    """Telemetry's observers of every turn, the quality tracker's listeners (the exporters and,
+    when on, the automatic rollback) and the shadow comparisons' file."""
+    quality = QualityTracker(
+        encoder.encode_many,
+        settings.quality_baseline_score,
+        settings.quality_alert_threshold,
+        window=settings.quality_window_turns,
+        min_turns=min(10, settings.quality_window_turns),
+    )
+    slo = LatencySLO(
+        LatencyLimits(
+            settings.latency_alert_ms,
+            settings.latency_alert_turns,
+            settings.latency_rollback_ms,
+            settings.latency_rollback_turns,
+        )
+    )
+    if settings.auto_rollback:
+        quality.listeners.append(AutoRollback(flags, quality, fleet))
+        slo.listeners.append(LatencyRollback(flags, fleet))
+    shadow = ShadowRecorder(encoder.encode_many, settings.telemetry_transcripts)
+    latency = LatencyTracker()
+    prometheus = PrometheusMetrics()
+    statsd = (
+        DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port)
+        if settings.dd_agent_host
+        else None
+    )
+    exporters: list[PrometheusMetrics | DogStatsdMetrics] = [prometheus]
+    if statsd is not None:
+        exporters.append(statsd)
+    for exporter in exporters:
+        quality.score_listeners.append(exporter.quality_scored)
+        slo.listeners.append(exporter.latency_alerted)
+    stream = TelemetryStream()
+    # The trackers see each turn as it was; what writes it down sees it redacted.
+    telemetry = Telemetry(
+        [latency, slo, quality, shadow, *exporters],
+        [LogLines(), stream],
+        transcripts=settings.telemetry_transcripts,
+    )
+    telemetry_file = TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
+    if telemetry_file is not None:
+        telemetry.exporters.append(telemetry_file)
+        quality.score_listeners.append(telemetry_file.quality_scored)
+        shadow.listeners.append(telemetry_file.shadow_compared)
+    return Observers(
+        quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry, slo
+    )
