@@ -42,12 +42,14 @@ typecheck: install
 unit: install servers
 	$(VENV)/bin/pytest
 
-# redis-server for the shared-cache tests (they start their own on a free loopback port).
+# redis-server and haproxy for the tests of several processes (each test starts its own on
+# free loopback ports).
 servers:
-	@command -v redis-server >/dev/null || { \
+	@{ command -v redis-server && command -v haproxy; } >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server haproxy \
+			>/dev/null; }
 
 bench: install
 	$(PY) bench/turn_latency.py

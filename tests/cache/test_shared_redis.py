@@ -7,13 +7,8 @@ this test, so every LLM call is counted and the answers are known."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +18,8 @@ import pytest
 from ..conftest import CallClient, call, serve
 from ..fakes import scaled
 from ..openai_server import Behaviour, openai_compatible_app
-from ..redis_server import RedisServer, free_port
+from ..redis_server import RedisServer
+from ..service_process import service_process
 
 pytestmark = [
     pytest.mark.model,
@@ -32,53 +28,6 @@ pytestmark = [
         reason="redis-server is not installed (`make install` installs it with apt-get)",
     ),
 ]
-
-
-@asynccontextmanager
-async def service_process(redis_url: str, llm_url: str, tmp: Path) -> AsyncIterator[str]:
-    """`voice-agent serve` in its own process; yields its base URL once it is healthy."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "VOICE_AGENT_PORT": str(port),
-        "VOICE_AGENT_REDIS_URL": redis_url,
-        "VOICE_AGENT_LLM_BACKEND": "openai",
-        "OPENAI_BASE_URL": llm_url + "/v1",
-        "OPENAI_API_KEY": "sk-test",
-        "VOICE_AGENT_LLM_MODEL": "test-model",
-        "VOICE_AGENT_DEFAULT_FLOW": "qa",
-        "VOICE_AGENT_CACHE_WARM_FAQ": "false",
-        "VOICE_AGENT_LOG_LEVEL": "WARNING",
-    }
-    log_path = tmp / f"serve-{port}.log"
-    log = log_path.open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "voice_agent", "serve", env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url) as http:
-            deadline = time.monotonic() + scaled(120)
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"serve exited: {log_path.read_text()}")
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("serve did not become healthy")
-                await asyncio.sleep(0.2)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout=scaled(15))
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        log.close()
 
 
 async def shared_stats(url: str) -> dict[str, Any]:
@@ -110,9 +59,10 @@ async def test_two_processes_share_answers_and_survive_redis_dying_mid_call(
     behaviour = Behaviour(tokens=["We ", "deliver ", "within ", "5 ", "miles."])
     async with (
         serve(openai_compatible_app(behaviour)) as llm_url,
-        service_process(redis_server.url, llm_url, tmp_path) as first,
-        service_process(redis_server.url, llm_url, tmp_path) as second,
+        service_process(tmp_path, redis_server.url, llm_url) as first_process,
+        service_process(tmp_path, redis_server.url, llm_url) as second_process,
     ):
+        first, second = first_process.url, second_process.url
         await wait_for(first, "connected", bool)
         await wait_for(second, "connected", bool)
         async with call(first) as client:
