@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from voice_agent.fleet.calls import FleetCalls
 from voice_agent.server.access import AccessMiddleware, access_policy
 from voice_agent.server.admin_routes import admin_router
 from voice_agent.server.build import build_service
@@ -49,12 +50,17 @@ def create_app(
             max_calls_per_key=svc.settings.max_calls_per_key,
         )
         app.state.voice_agent = state
+        fleet_calls = fleet_call_counts(svc.settings, state)
+        if fleet_calls is not None:
+            await fleet_calls.start()
         await svc.start()
         log.info("voice-agent ready: mode=%s llm=%s", svc.settings.mode.value, svc.llm.name)
         try:
             yield
         finally:
             state.closing = True
+            if fleet_calls is not None:
+                await fleet_calls.aclose()
             await state.chat_calls.close()
             await state.retell_calls.close()
             if owned:
@@ -85,3 +91,14 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         for e in errors
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def fleet_call_counts(settings: Settings, state: AppState) -> FleetCalls | None:
+    """With Redis and a per-key limit, the limit counts the key's calls on every process."""
+    if not settings.redis_url or settings.max_calls_per_key <= 0:
+        return None
+    counts = FleetCalls(
+        settings.redis_url, lambda: state.per_key, timeout_s=settings.redis_timeout_s
+    )
+    state.elsewhere = lambda key: counts.others[key]
+    return counts

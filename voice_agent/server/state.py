@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,8 @@ class AppState:
     max_calls_per_key: int = 0
     per_key: Counter[str] = field(default_factory=Counter)
     chat_turns: int = 0  # chat-completions requests being answered now
+    # With Redis: the other processes' calls per key, for a per-key limit across the fleet.
+    elsewhere: Callable[[str], int] = lambda key: 0
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -49,7 +52,7 @@ class AppState:
             return "the service is restarting; call again"
         if self.full:
             return f"the service is at its limit of {self.max_calls} calls; call again"
-        if 0 < self.max_calls_per_key <= self.per_key[key]:
+        if 0 < self.max_calls_per_key <= self.per_key[key] + self.elsewhere(key):
             return f"key {key!r} is at its limit of {self.max_calls_per_key} calls"
         return None
 
