@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     retell_reconnect_window_s: float = _env(
         "VOICE_AGENT_RETELL_RECONNECT_WINDOW_S", default=30, ge=0
     )
+    # CloudWatch Embedded Metric Format lines: "stdout", a file's path, or empty for none.
+    cloudwatch_emf: str = _env("VOICE_AGENT_CLOUDWATCH_EMF", default="")
+    cloudwatch_namespace: str = _env("VOICE_AGENT_CLOUDWATCH_NAMESPACE", default="VoiceAgent")
     dd_agent_host: str | None = _env("DD_AGENT_HOST", default=None)
     dd_dogstatsd_port: int = _env("DD_DOGSTATSD_PORT", default=8125, ge=1, le=65535)
     redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)

@@ -199,10 +199,10 @@ async def test_with_the_telemetry_disk_full_calls_go_on_and_it_warns_once_a_minu
     make_service: Callable[..., Service], running: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = make_service(llm(), VOICE_AGENT_TELEMETRY_FILE="/dev/full", **BUDGETS)
-    caplog.set_level(logging.WARNING, logger="voice_agent.telemetry.file")
+    caplog.set_level(logging.WARNING, logger="voice_agent.telemetry.json_lines")
     async with running(service) as base:
         answers = await answered_in_time(base)
-    warnings = [r for r in caplog.records if r.name == "voice_agent.telemetry.file"]
+    warnings = [r for r in caplog.records if r.name == "voice_agent.telemetry.json_lines"]
     assert len(answers) == 10 and len(warnings) == 1  # ten turns, all lines lost, one warning
     assert "No space left on device" in warnings[0].getMessage()
 

@@ -259,6 +259,7 @@ def build_service(
         telemetry=observers.telemetry,
         fleet_flags=fleet,
         latency_slo=observers.slo,
+        cloudwatch=observers.cloudwatch,
         owns_encoder=owns_encoder,
         owns_llm=owns_llm,
     )

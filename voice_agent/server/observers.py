@@ -11,6 +11,7 @@ from voice_agent.fleet.flags import FleetFlags
 from voice_agent.rag.encoder import Encoder
 from voice_agent.server.rollback import AutoRollback, LatencyRollback
 from voice_agent.settings import Settings
+from voice_agent.telemetry.cloudwatch import CloudWatchEMF
 from voice_agent.telemetry.event import Telemetry
 from voice_agent.telemetry.file import TelemetryFile
 from voice_agent.telemetry.latency import LatencyTracker
@@ -35,6 +36,7 @@ class Observers:
     stream: TelemetryStream
     telemetry: Telemetry
     slo: LatencySLO
+    cloudwatch: CloudWatchEMF | None
 
 
 def build_observers(
@@ -68,9 +70,13 @@ def build_observers(
         if settings.dd_agent_host
         else None
     )
-    exporters: list[PrometheusMetrics | DogStatsdMetrics] = [prometheus]
+    exporters: list[PrometheusMetrics | DogStatsdMetrics | CloudWatchEMF] = [prometheus]
     if statsd is not None:
         exporters.append(statsd)
+    cloudwatch = None
+    if settings.cloudwatch_emf:
+        cloudwatch = CloudWatchEMF(settings.cloudwatch_emf, settings.cloudwatch_namespace)
+        exporters.append(cloudwatch)
     for exporter in exporters:
         quality.score_listeners.append(exporter.quality_scored)
         slo.listeners.append(exporter.latency_alerted)
@@ -87,5 +93,6 @@ def build_observers(
         quality.score_listeners.append(telemetry_file.quality_scored)
         shadow.listeners.append(telemetry_file.shadow_compared)
     return Observers(
-        quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry, slo
-    )
+        quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry, slo,
+        cloudwatch,
+    )  # fmt: skip

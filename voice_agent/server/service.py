@@ -25,6 +25,7 @@ from voice_agent.rag.encoder import (
 )
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.settings import Settings
+from voice_agent.telemetry.cloudwatch import CloudWatchEMF
 from voice_agent.telemetry.event import Telemetry
 from voice_agent.telemetry.file import TelemetryFile
 from voice_agent.telemetry.latency import LatencyTracker
@@ -65,6 +66,7 @@ class Service:
     telemetry: Telemetry
     fleet_flags: FleetFlags | None = None  # with Redis: the flags are the fleet's
     latency_slo: LatencySLO | None = None
+    cloudwatch: CloudWatchEMF | None = None
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
@@ -125,6 +127,8 @@ class Service:
             self.statsd.close()
         if self.telemetry_file is not None:
             self.telemetry_file.close()
+        if self.cloudwatch is not None:
+            self.cloudwatch.close()
         if self.cache is not None:
             await self.cache.drain(1.0)
             if self.cache.shared is not None:
