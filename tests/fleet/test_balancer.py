@@ -49,6 +49,11 @@ frontend calls
     default_backend voice
 backend voice
     balance leastconn
+    # A connection that reaches a draining process before the health check has marked it
+    # down gets its 503 and is sent to another server, as a production config should do.
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response 503
     option httpchk GET /ready
     http-check expect status 200
     default-server inter 100ms fall 1 rise 2
