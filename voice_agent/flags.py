@@ -66,6 +66,11 @@ class Flags:
 FLAG_NAMES = tuple(Flags.__dataclass_fields__)
 
 
+def changed_fields(old: Flags, new: Flags) -> list[str]:
+    """The names of the flags that differ, sorted."""
+    return sorted(k for k in FLAG_NAMES if getattr(old, k) != getattr(new, k))
+
+
 class FlagStore:
     def __init__(self, flags: Flags, audit_log: Path | None) -> None:
         self._flags = flags
@@ -88,7 +93,7 @@ class FlagStore:
         with self._lock:
             old = self._flags
             new = self.patched(old, patch)
-            changed = sorted(k for k in FLAG_NAMES if getattr(old, k) != getattr(new, k))
+            changed = changed_fields(old, new)
             if not changed:
                 return old
             try:
@@ -123,14 +128,13 @@ class FlagStore:
 
     def record(self, who: str, old: Flags, new: Flags) -> None:
         """The audit line for a change this process made to the fleet's flags."""
-        changed = sorted(k for k in FLAG_NAMES if getattr(old, k) != getattr(new, k))
         try:
-            self._audit(who, old, new, changed)
+            self._audit(who, old, new, changed_fields(old, new))
         except OSError:
             log.error("flag change by %s not recorded in the audit log", who, exc_info=True)
 
     def _announce(self, who: str, old: Flags, new: Flags) -> None:
-        changed = {k: getattr(new, k) for k in FLAG_NAMES if getattr(old, k) != getattr(new, k)}
+        changed = {k: getattr(new, k) for k in changed_fields(old, new)}
         log.warning("flags changed by %s: %s", who, changed)
         self._listeners.notify(new)
 
