@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     # CloudWatch Embedded Metric Format lines: "stdout", a file's path, or empty for none.
     cloudwatch_emf: str = _env("VOICE_AGENT_CLOUDWATCH_EMF", default="")
     cloudwatch_namespace: str = _env("VOICE_AGENT_CLOUDWATCH_NAMESPACE", default="VoiceAgent")
+    # OpenTelemetry: one trace per turn (a span per stage) sent with OTLP over HTTP to this
+    # collector (for example http://otel-collector:4318); empty, no tracing at all.
+    otlp_endpoint: str = _env("VOICE_AGENT_OTLP_ENDPOINT", default="")
+    otel_service_name: str = _env("VOICE_AGENT_OTEL_SERVICE_NAME", default="voice-agent")
     dd_agent_host: str | None = _env("DD_AGENT_HOST", default=None)
     dd_dogstatsd_port: int = _env("DD_DOGSTATSD_PORT", default=8125, ge=1, le=65535)
     redis_url: str | None = _env("VOICE_AGENT_REDIS_URL", default=None)

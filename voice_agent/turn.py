@@ -18,6 +18,8 @@ class TurnRecord:
     turn_id: int
     received_at: float = field(default_factory=now)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    # Where each timed stage began and ended, in ms from the start: what traces are drawn from.
+    spans_ms: dict[str, tuple[float, float]] = field(default_factory=dict)
     first_token_ms: float | None = None
 
     def since_start_ms(self) -> float:
@@ -29,7 +31,10 @@ class TurnRecord:
 
     def add_duration(self, stage: str, started_at: float) -> None:
         """Record how long `stage` took, from `started_at` (a `now()` reading) until now."""
-        self.stages_ms[stage] = round((now() - started_at) * 1000.0, 3)
+        ended_ms = self.since_start_ms()
+        began_ms = (started_at - self.received_at) * 1000.0
+        self.stages_ms[stage] = round(ended_ms - began_ms, 3)
+        self.spans_ms[stage] = (round(began_ms, 3), round(ended_ms, 3))
 
     def first_token_sent(self) -> None:
         if self.first_token_ms is None:

@@ -158,6 +158,7 @@ def turn_event(
     done: Done,
     utterance: Utterance | None,
     answered: Answered | None,
+    spans_ms: dict[str, tuple[float, float]] | None = None,
 ) -> TurnEvent:
     """What the observers are told of a finished turn: what the frontend was told, and more."""
     outcome = answered.outcome if answered is not None else None
@@ -177,6 +178,7 @@ def turn_event(
         cache=outcome.cache if outcome is not None else None,
         intent_score=outcome.intent_score if outcome is not None else None,
         fallback_reason=outcome.fallback_reason if outcome is not None else None,
+        spans_ms=spans_ms if spans_ms is not None else {},
     )
 
 
@@ -216,6 +218,7 @@ async def report(
     done = Done(record.turn_id, said, source, state, record.latency_ms(), detail)
     await send(done)
     if telemetry is not None:
-        telemetry.turn_served(
-            turn_event(live.call_id, live.flow.name, plan.mode, done, utterance, answered)
+        event = turn_event(
+            live.call_id, live.flow.name, plan.mode, done, utterance, answered, record.spans_ms
         )
+        telemetry.turn_served(event)

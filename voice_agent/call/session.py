@@ -46,7 +46,7 @@ from voice_agent.events import (
 )
 from voice_agent.flags import Flags
 from voice_agent.tasks import TaskScope
-from voice_agent.turn import TurnRecord
+from voice_agent.turn import TurnRecord, now
 from voice_agent.types import Action, Message
 from voice_agent.utterance import Utterance as Heard  # not events.Utterance, the caller's
 
@@ -183,12 +183,14 @@ class CallSession:
         utterance = utterance_for(
             text, self._deps.embed, record, prepared, self._config.embed_timeout_s
         )
+        started = now()  # the flow's decision: the intent (embedding included) and the step
         candidates = sm.candidate_intents(live.flow, live.state)
         match = await match_intent(self._deps.intents, utterance, candidates)
         intent = match.intent if match else None
         live.state, decision = sm.step(
             live.flow, live.state, sm.Utterance(text, intent), live.context
         )
+        record.add_duration("flow_step", started)
         detail: dict[str, Any] = {"reason": decision.reason}
         if match is not None:
             detail["intent"] = {"name": match.intent, "score": match.score, "kind": match.kind}

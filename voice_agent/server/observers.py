@@ -4,7 +4,10 @@ stream and the telemetry file, and the automatic rollbacks that listen to the al
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from voice_agent.flags import FlagStore
 from voice_agent.fleet.flags import FleetFlags
@@ -22,6 +25,9 @@ from voice_agent.telemetry.quality import QualityTracker
 from voice_agent.telemetry.shadow import ShadowRecorder
 from voice_agent.telemetry.stream import TelemetryStream
 
+if TYPE_CHECKING:  # imported only when an OTLP endpoint is set: no cost otherwise
+    from voice_agent.telemetry.tracing import TurnTracer
+
 
 @dataclass(frozen=True, slots=True)
 class Observers:
@@ -37,6 +43,15 @@ class Observers:
     telemetry: Telemetry
     slo: LatencySLO
     cloudwatch: CloudWatchEMF | None
+    tracer: TurnTracer | None = None
+
+    async def aclose(self) -> None:
+        """Finish the background scoring, then close every sink."""
+        await self.quality.drain(1.0)
+        await self.shadow.drain(1.0)
+        for sink in (self.statsd, self.telemetry_file, self.cloudwatch, self.tracer):
+            if sink is not None:
+                sink.close()
 
 
 def build_observers(
@@ -87,6 +102,13 @@ def build_observers(
         [LogLines(), stream],
         transcripts=settings.telemetry_transcripts,
     )
+    tracer = None
+    if settings.otlp_endpoint:
+        from voice_agent.telemetry.tracing import otlp_tracer
+
+        instance = f"{socket.gethostname()}-{os.getpid()}"
+        tracer = otlp_tracer(settings.otlp_endpoint, settings.otel_service_name, instance)
+        telemetry.exporters.append(tracer)
     telemetry_file = TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
     if telemetry_file is not None:
         telemetry.exporters.append(telemetry_file)
@@ -94,5 +116,5 @@ def build_observers(
         shadow.listeners.append(telemetry_file.shadow_compared)
     return Observers(
         quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry, slo,
-        cloudwatch,
+        cloudwatch, tracer,
     )  # fmt: skip

@@ -24,13 +24,12 @@ from voice_agent.rag.encoder import (
     Encoder,
 )
 from voice_agent.rag.knowledge_base import KnowledgeBase
+from voice_agent.server.observers import Observers
 from voice_agent.settings import Settings
-from voice_agent.telemetry.cloudwatch import CloudWatchEMF
 from voice_agent.telemetry.event import Telemetry
-from voice_agent.telemetry.file import TelemetryFile
 from voice_agent.telemetry.latency import LatencyTracker
 from voice_agent.telemetry.latency_slo import LatencySLO
-from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
+from voice_agent.telemetry.metrics import PrometheusMetrics
 from voice_agent.telemetry.quality import QualityTracker
 from voice_agent.telemetry.shadow import ShadowRecorder
 from voice_agent.telemetry.stream import TelemetryStream
@@ -56,20 +55,40 @@ class Service:
     intents: IntentMatcher
     cache: CacheTier | None
     flags: FlagStore
-    quality: QualityTracker
-    shadow: ShadowRecorder
-    latency: LatencyTracker
-    prometheus: PrometheusMetrics
-    statsd: DogStatsdMetrics | None
-    telemetry_file: TelemetryFile | None
-    stream: TelemetryStream
-    telemetry: Telemetry
+    observers: Observers  # telemetry: trackers, exporters, the live stream
     fleet_flags: FleetFlags | None = None  # with Redis: the flags are the fleet's
-    latency_slo: LatencySLO | None = None
-    cloudwatch: CloudWatchEMF | None = None
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
+
+    # The observers most routes and tests reach for, by name.
+    @property
+    def quality(self) -> QualityTracker:
+        return self.observers.quality
+
+    @property
+    def shadow(self) -> ShadowRecorder:
+        return self.observers.shadow
+
+    @property
+    def latency(self) -> LatencyTracker:
+        return self.observers.latency
+
+    @property
+    def prometheus(self) -> PrometheusMetrics:
+        return self.observers.prometheus
+
+    @property
+    def stream(self) -> TelemetryStream:
+        return self.observers.stream
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.observers.telemetry
+
+    @property
+    def latency_slo(self) -> LatencySLO:
+        return self.observers.slo
 
     @property
     def call_config(self) -> CallConfig:
@@ -121,14 +140,7 @@ class Service:
     async def aclose(self) -> None:
         if self.fleet_flags is not None:
             await self.fleet_flags.aclose()
-        await self.quality.drain(1.0)
-        await self.shadow.drain(1.0)
-        if self.statsd is not None:
-            self.statsd.close()
-        if self.telemetry_file is not None:
-            self.telemetry_file.close()
-        if self.cloudwatch is not None:
-            self.cloudwatch.close()
+        await self.observers.aclose()
         if self.cache is not None:
             await self.cache.drain(1.0)
             if self.cache.shared is not None:

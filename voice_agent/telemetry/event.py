@@ -38,6 +38,8 @@ class TurnEvent:
     fallback_reason: str | None = None  # why the fallback line was spoken
     # This event stands for a fast tier's shadow answer (judged by quality, never spoken).
     shadow_answer: bool = False
+    # Each timed stage's start and end in ms from the caller's words (TurnRecord.spans_ms).
+    spans_ms: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
 
 
