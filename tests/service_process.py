@@ -1,19 +1,22 @@
 """`voice-agent serve` in a process of its own, answering through the openai backend pointed at
 a test's OpenAI-compatible stub, with Redis shared between processes: for the tests of several
-processes (the shared cache, the balancer)."""
+processes (the shared cache, the balancer, the workers); and callers on its sockets."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import websockets
 
 from .fakes import scaled
 from .redis_server import free_port
@@ -85,3 +88,36 @@ async def until_healthy(served: ServiceProcess) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("serve did not become healthy")
             await asyncio.sleep(0.2)
+
+
+class Caller:
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def start(self) -> dict[str, Any]:
+        await self.ws.send(json.dumps({"type": "call.start"}))
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), scaled(10)))
+        return frame
+
+    async def until_ended(self) -> dict[str, Any]:
+        """Frames until the call ends (the service's goodbye comes before)."""
+        while True:
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), scaled(40)))
+            if frame["type"] == "call.ended":
+                return frame
+
+    async def ask(self, text: str) -> dict[str, Any]:
+        await self.ws.send(json.dumps({"type": "user.utterance", "text": text}))
+        while True:
+            frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), scaled(20)))
+            if frame["type"] == "agent.done":
+                return frame
+
+
+@asynccontextmanager
+async def callers(url: str, count: int, stack: AsyncExitStack) -> AsyncIterator[list[Caller]]:
+    ws_url = url.replace("http://", "ws://") + "/v1/calls"
+    opened = [Caller(await stack.enter_async_context(websockets.connect(ws_url)))]
+    for _ in range(count - 1):
+        opened.append(Caller(await stack.enter_async_context(websockets.connect(ws_url))))
+    yield opened

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
 
     host: str = _env("VOICE_AGENT_HOST", default="127.0.0.1")
     port: int = _env("VOICE_AGENT_PORT", default=8000, ge=0, le=65535)
+    # Service processes on the one port (`serve --workers`); more than one needs Redis, which
+    # is where they share the flags, the call limits and the cache.
+    workers: int = _env("VOICE_AGENT_WORKERS", default=1, ge=1, le=64)
+    # Set by `serve --workers` for its processes (or by hand under gunicorn): /metrics then sums
+    # the metrics of every process on the machine, as prometheus_client's multiprocess mode does.
+    prometheus_multiproc_dir: str = _env("PROMETHEUS_MULTIPROC_DIR", default="")
     mode: Mode = _env("LATENCY_OPTIMIZATION_MODE", default=Mode.ENABLED)
     rollout_percent: float = _env("OPTIMIZATION_ROLLOUT_PERCENT", default=100, ge=0, le=100)
     audit_log: Path | None = _env("VOICE_AGENT_AUDIT_LOG", default=Path("voice-agent-audit.jsonl"))

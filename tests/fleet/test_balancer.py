@@ -7,24 +7,21 @@ no call is cut, and the drained process exits 0."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import websockets
 
 from ..conftest import serve
 from ..fakes import scaled
 from ..openai_server import Behaviour, openai_compatible_app
 from ..redis_server import RedisServer, free_port
-from ..service_process import ServiceProcess, service_process
+from ..service_process import ServiceProcess, callers, service_process
 
 pytestmark = [
     pytest.mark.model,
@@ -90,32 +87,6 @@ def haproxy(tmp: Path, backends: list[str]) -> Iterator[str]:
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
-
-
-class Caller:
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-
-    async def start(self) -> dict[str, Any]:
-        await self.ws.send(json.dumps({"type": "call.start"}))
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), scaled(10)))
-        return frame
-
-    async def ask(self, text: str) -> dict[str, Any]:
-        await self.ws.send(json.dumps({"type": "user.utterance", "text": text}))
-        while True:
-            frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), scaled(20)))
-            if frame["type"] == "agent.done":
-                return frame
-
-
-@asynccontextmanager
-async def callers(url: str, count: int, stack: AsyncExitStack) -> AsyncIterator[list[Caller]]:
-    ws_url = url.replace("http://", "ws://") + "/v1/calls"
-    opened = [Caller(await stack.enter_async_context(websockets.connect(ws_url)))]
-    for _ in range(count - 1):
-        opened.append(Caller(await stack.enter_async_context(websockets.connect(ws_url))))
-    yield opened
 
 
 async def active_calls(processes: list[ServiceProcess]) -> list[int]:

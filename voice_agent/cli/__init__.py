@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service (settings from the environment)")
     serve.add_argument("--host", help="overrides VOICE_AGENT_HOST")
     serve.add_argument("--port", type=int, help="overrides VOICE_AGENT_PORT")
+    serve.add_argument(
+        "--workers", type=int, help="service processes on the port (VOICE_AGENT_WORKERS, 1)"
+    )
     serve.set_defaults(run=run.serve)
 
     call = commands.add_parser("call", help="an interactive text call to a running service")

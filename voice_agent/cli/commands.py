@@ -14,11 +14,7 @@ from voice_agent.errors import ConfigError
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from voice_agent.server.access import access_policy, check_exposure
-    from voice_agent.server.app import create_app
-    from voice_agent.server.drain import DrainingServer
     from voice_agent.settings import load_settings
 
     overrides = {}
@@ -26,26 +22,18 @@ def serve(args: argparse.Namespace) -> int:
         overrides["VOICE_AGENT_HOST"] = args.host
     if args.port is not None:
         overrides["VOICE_AGENT_PORT"] = args.port
+    if args.workers is not None:
+        overrides["VOICE_AGENT_WORKERS"] = args.workers
     settings = load_settings(**overrides)
     check_exposure(settings, access_policy(settings))  # before the slow loading
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    from voice_agent.server.build import build_service
+    from voice_agent.server.workers import serve_one, serve_workers
 
-    # Built before the server starts, so that a model or setting that cannot work stops
-    # start-up with one line (see main) instead of a traceback from inside the server.
-    service = build_service(settings)
-    app = create_app(service=service, owns_service=True)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        # Frames past the app's own limit get an error frame; this bound only protects memory.
-        ws_max_size=settings.max_frame_bytes * 16,
-        log_level=settings.log_level.lower(),
-    )
-    DrainingServer(config, app, settings.drain_timeout_s, settings.drain_goodbye).run()
+    if settings.workers > 1:
+        return serve_workers(settings, {k: str(v) for k, v in overrides.items()})
+    serve_one(settings)
     return 0
 
 

@@ -23,7 +23,7 @@ from voice_agent.server.health import health_router
 from voice_agent.server.limits import BodyLimit
 from voice_agent.server.retell import RetellCalls, retell_router
 from voice_agent.server.service import Service
-from voice_agent.server.state import AppState
+from voice_agent.server.state import AppState, process_identity
 from voice_agent.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ def create_app(
             RetellCalls(svc.settings.retell_reconnect_window_s),
             max_calls=svc.settings.max_calls,
             max_calls_per_key=svc.settings.max_calls_per_key,
+            calls_changed=svc.prometheus.active_calls.set,
+            process=process_identity(svc.settings.workers),
         )
         app.state.voice_agent = state
         fleet_calls = fleet_call_counts(svc.settings, state)

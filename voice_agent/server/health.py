@@ -22,6 +22,7 @@ async def healthz(request: Request) -> dict[str, object]:
     svc = state.service
     return {
         "status": "ok",
+        "process": state.process,
         "mode": svc.settings.mode.value,
         "llm": svc.llm.name,
         "breaker": svc.breaker.state,
@@ -47,7 +48,12 @@ async def healthz(request: Request) -> dict[str, object]:
 async def health(request: Request) -> dict[str, object]:
     """Live stats over the last turns, for people and dashboards."""
     state = app_state(request)
-    return {"status": "ok", "active_calls": state.active_calls, **live_stats(state.service)}
+    return {
+        "status": "ok",
+        "process": state.process,
+        "active_calls": state.active_calls,
+        **live_stats(state.service),
+    }
 
 
 @router.get("/ready")

@@ -79,7 +79,7 @@ def build_observers(
         slo.listeners.append(LatencyRollback(flags, fleet))
     shadow = ShadowRecorder(encoder.encode_many, settings.telemetry_transcripts)
     latency = LatencyTracker()
-    prometheus = PrometheusMetrics()
+    prometheus = PrometheusMetrics(settings.prometheus_multiproc_dir)
     statsd = (
         DogStatsdMetrics(settings.dd_agent_host, settings.dd_dogstatsd_port)
         if settings.dd_agent_host

@@ -6,6 +6,8 @@ the call limits."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ class AppState:
     chat_turns: int = 0  # chat-completions requests being answered now
     # With Redis: the other processes' calls per key, for a per-key limit across the fleet.
     elsewhere: Callable[[str], int] = lambda key: 0
+    # Told the number of open calls whenever it changes (the metrics' gauge).
+    calls_changed: Callable[[int], None] = lambda count: None
+    process: dict[str, object] = field(default_factory=dict)  # which process this is (/health)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -60,25 +65,35 @@ class AppState:
         self.calls.add(call)
         self.per_key[call.key] += 1
         self.idle.clear()
+        self.calls_changed(self.active_calls)
 
     def untrack(self, call: SocketCall) -> None:
         self.calls.discard(call)
         self._release(call.key)
         if not self.calls:
             self.idle.set()
+        self.calls_changed(self.active_calls)
 
     def begin_chat_turn(self, key: str) -> None:
         self.chat_turns += 1
         self.per_key[key] += 1
+        self.calls_changed(self.active_calls)
 
     def end_chat_turn(self, key: str) -> None:
         self.chat_turns -= 1
         self._release(key)
+        self.calls_changed(self.active_calls)
 
     def _release(self, key: str) -> None:
         self.per_key[key] -= 1
         if self.per_key[key] <= 0:
             del self.per_key[key]
+
+
+def process_identity(workers: int) -> dict[str, object]:
+    """This process among the machine's (or pod's): the host name is the pod's in Kubernetes."""
+    host, pid = socket.gethostname(), os.getpid()
+    return {"name": f"{host}:{pid}", "host": host, "pid": pid, "workers": workers}
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from datadog.dogstatsd.base import DogStatsd
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from voice_agent.telemetry.event import TurnEvent
 from voice_agent.telemetry.latency_slo import LatencyAlert
@@ -29,8 +30,13 @@ def _cache_result(event: TurnEvent) -> str | None:
 
 
 class PrometheusMetrics:
-    def __init__(self) -> None:
+    """The service's metrics. With `multiproc_dir` (several processes on one port), each
+    process writes its values to files there and a scrape of any of them sums them all: one
+    target per machine or pod, as Prometheus expects, whichever process answers."""
+
+    def __init__(self, multiproc_dir: str = "") -> None:
         self.registry = CollectorRegistry()
+        self._multiproc_dir = multiproc_dir
         labels = ("source", "state", "mode")
         self.first_token = Histogram(
             "voice_first_token_ms",
@@ -63,6 +69,12 @@ class PrometheusMetrics:
             registry=self.registry,
         )
 
+        # The autoscaler's measure of load: open calls (sockets and chat turns in flight).
+        self.active_calls = Gauge(
+            "voice_active_calls", "Calls open now (on sockets, and chat turns being answered)",
+            registry=self.registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+
     def turn_served(self, event: TurnEvent) -> None:
         labels = (event.source, event.state, event.mode)
         first = event.latency_ms.get("first_token", -1.0)
@@ -81,7 +93,11 @@ class PrometheusMetrics:
         self.latency_alerts.labels(alert.source, alert.kind).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self._multiproc_dir:
+            return generate_latest(self.registry)
+        every_process = CollectorRegistry()
+        MultiProcessCollector(every_process, path=self._multiproc_dir)  # type: ignore[no-untyped-call]  # prometheus_client leaves it untyped
+        return generate_latest(every_process)
 
 
 class DogStatsdMetrics:
