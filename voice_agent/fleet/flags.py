@@ -140,6 +140,10 @@ class FleetFlags:
                 self._lost(exc)
                 await asyncio.sleep(self._check_s)
                 continue
+            except FleetUnavailable as exc:  # changed under it ten times: a rollback still waits
+                log.warning("[FLEET] the rollback is not written yet (%s); trying again", exc)
+                await asyncio.sleep(self._check_s)
+                continue
             self._pending.pop(0)
 
     async def _follow(self) -> None:
