@@ -128,16 +128,9 @@ def summary(source: str, results: list[dict]) -> str:
             f"{percentile(times, 99):.0f} ({len(times)})")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,4,8,16,32", help="concurrent calls per level")
-    parser.add_argument("--turns", type=int, default=6, help="turns per call")
-    parser.add_argument("--pause-s", type=float, default=1.5, help="caller's pause (s), +-50%%")
-    parser.add_argument("--backend", choices=["remote", "local"], default="remote")
-    parser.add_argument("--model-first-token-s", type=float, default=0.3)
-    args = parser.parse_args()
-    levels = [int(x) for x in args.levels.split(",")]
-    port = free_port()
+def service_env(port: int, model_port: int | None) -> dict[str, str]:
+    """The service's settings for a load bench: the LLM stand-in at `model_port` (None: the
+    bundled model)."""
     env = {
         "HF_HUB_OFFLINE": "1",
         "VOICE_AGENT_PORT": str(port),
@@ -148,15 +141,30 @@ def main() -> None:
         # Every turn pays for its embedding, as callers' own words would: the scripts repeat.
         "VOICE_AGENT_EMBEDDING_CACHE_SIZE": "0",
     }
-    model_env: dict[str, str] = {}
-    stand_in: Any = None
-    if args.backend == "remote":
-        model_port = free_port()
+    if model_port is not None:
         env.update({
             "VOICE_AGENT_LLM_BACKEND": "openai",
             "OPENAI_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
             "OPENAI_API_KEY": "unused", "VOICE_AGENT_LLM_MODEL": "stand-in",
         })  # fmt: skip
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,4,8,16,32", help="concurrent calls per level")
+    parser.add_argument("--turns", type=int, default=6, help="turns per call")
+    parser.add_argument("--pause-s", type=float, default=1.5, help="caller's pause (s), +-50%%")
+    parser.add_argument("--backend", choices=["remote", "local"], default="remote")
+    parser.add_argument("--model-first-token-s", type=float, default=0.3)
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    port = free_port()
+    model_env: dict[str, str] = {}
+    stand_in: Any = None
+    model_port = free_port() if args.backend == "remote" else None
+    env = service_env(port, model_port)
+    if model_port is not None:
         model_env = {"MODEL_PORT": str(model_port), "FIRST_TOKEN_S": str(args.model_first_token_s)}
         stand_in = process(
             [sys.executable, str(Path(__file__).resolve()), "--stand-in"],

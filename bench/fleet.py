@@ -33,33 +33,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from concurrency import free_port, level, process, summary
+from concurrency import free_port, level, process, service_env, summary
 from turn_latency import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.haproxy import haproxy
 from tests.redis_server import RedisServer
-
-
-def service_env(port: int, model_port: int, redis_url: str | None) -> dict[str, str]:
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "VOICE_AGENT_PORT": str(port),
-        "VOICE_AGENT_DEFAULT_FLOW": "qa",
-        "VOICE_AGENT_AUDIT_LOG": "",
-        "VOICE_AGENT_LOG_LEVEL": "WARNING",
-        "VOICE_AGENT_CACHE_MIN_QUALITY": "100",  # keep the cache to its FAQ: tiers stay put
-        "VOICE_AGENT_EMBEDDING_CACHE_SIZE": "0",  # every turn pays for its embedding
-        "VOICE_AGENT_DRAIN_TIMEOUT_S": "60",
-        "VOICE_AGENT_LLM_BACKEND": "openai",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{model_port}/v1",
-        "OPENAI_API_KEY": "unused",
-        "VOICE_AGENT_LLM_MODEL": "stand-in",
-    }
-    if redis_url:
-        env["VOICE_AGENT_REDIS_URL"] = redis_url
-    return env
 
 
 @contextmanager
@@ -69,7 +49,9 @@ def services(count: int, model_port: int, redis_url: str | None, **extra: str) -
         started = []
         for _ in range(count):
             port = free_port()
-            env = {**service_env(port, model_port, redis_url), **extra}
+            env = {**service_env(port, model_port), "VOICE_AGENT_DRAIN_TIMEOUT_S": "60", **extra}
+            if redis_url:
+                env["VOICE_AGENT_REDIS_URL"] = redis_url
             url = f"http://127.0.0.1:{port}"
             serve = [str(ROOT / ".venv/bin/voice-agent"), "serve"]
             started.append((url, stack.enter_context(process(serve, env, url + "/ready"))))
