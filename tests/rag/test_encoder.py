@@ -5,6 +5,7 @@ or fails start-up with the setting's name."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,30 @@ async def test_a_sentence_the_model_cannot_take_fails_only_its_own_embedding(
     assert isinstance(bad, Exception)
     assert isinstance(good_1, np.ndarray) and isinstance(good_2, np.ndarray)
     assert np.allclose(good_2, encoder.encode_sync(["Do you deliver?"])[0], atol=1e-5)
+
+
+async def test_answers_to_store_are_background_work_and_each_gets_its_own_vector(
+    encoder: Encoder,
+) -> None:
+    """Answers to store (one text each) wait behind the calls' sentences and are counted as
+    background work; each waiter gets its own vector, and a text the model refuses fails alone."""
+    fresh = uuid.uuid4().hex[:8]  # the shared encoder keeps what it has seen: new words only
+    texts = [f"We open at 9 ({fresh}).", f"Parking is free ({fresh}).", f"Yes, we do ({fresh})."]
+    before = encoder.load.background_sentences, encoder.load.call_sentences
+    results = await asyncio.gather(
+        encoder.embed_later(texts[0]),
+        encoder.embed_later("a lone \ud800 surrogate"),
+        encoder.embed_later(texts[1]),
+        encoder.embed(f"Do you deliver ({fresh})?"),
+        encoder.embed_later(texts[2]),
+        return_exceptions=True,
+    )
+    first, bad, second, call, third = results
+    assert isinstance(bad, Exception)
+    expected = encoder.encode_sync(texts)
+    for got, want in zip((first, second, third), expected, strict=True):
+        assert isinstance(got, np.ndarray) and got.shape == (encoder.dimension,)
+        assert np.allclose(got, want, atol=1e-5)
+    assert isinstance(call, np.ndarray)
+    assert encoder.load.call_sentences == before[1] + 1  # the call's sentence, counted as such
+    assert encoder.load.background_sentences >= before[0] + 3

@@ -22,9 +22,11 @@ import copy
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,17 @@ from voice_agent.errors import ConfigError
 from voice_agent.rag.onnx_encoder import Forward, OnnxUnsupported, default_cache_dir, onnx_forward
 
 Vectors = npt.NDArray[np.float32]
+Piece = tuple[Sequence[str], "asyncio.Future[Vectors]"]  # background texts, and who waits
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 RUNTIMES = ("auto", "onnx", "torch")
-BACKGROUND_PIECE = 8  # texts per background encode: what a call may have to wait behind
+# Texts per background encode: what a call's sentence may have to wait behind. One: an answer
+# or passage is long (15 ms, against 5 for a caller's sentence), batching long texts saves
+# little, and at 128 calls pieces of 8 put the template's first word at 80 / 224 ms (p50 /
+# p95), pieces of 2 at 27 / 65, pieces of 1 at 20 / 38 (docs/performance.md).
+BACKGROUND_PIECE = 1
 # ONNX Runtime's vectors must agree with PyTorch float32's this closely (they agree to 1e-6).
 ONNX_MIN_COSINE = 0.99999
 _PROBES = (
@@ -91,6 +98,22 @@ def load_sentence_model(path: Path | None = None, adapter: Path | None = None) -
     return model
 
 
+@dataclass(slots=True)
+class EncoderLoad:
+    """What the encoder's thread has done since start-up, split between the calls' sentences
+    (someone waits on each) and background work (quality scoring, shadow comparisons, warming):
+    how full the one thread is, and for whom."""
+
+    call_sentences: int = 0
+    call_batches: int = 0
+    call_busy_s: float = 0.0
+    background_sentences: int = 0
+    background_busy_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
 class Encoder:
     """Normalised embeddings, so a dot product is the cosine similarity."""
 
@@ -126,8 +149,9 @@ class Encoder:
             initializer=torch.set_num_threads,
             initargs=(threads,),
         )
+        self.load = EncoderLoad()
         self._pending: list[tuple[str, asyncio.Future[Vectors]]] = []
-        self._background: deque[tuple[Sequence[str], asyncio.Future[Vectors]]] = deque()
+        self._background: deque[Piece] = deque()
         self._worker: asyncio.Task[None] | None = None
         # sentence-transformers 6 renamed the method; older releases only have the old name.
         dimension = getattr(model, "get_embedding_dimension", None)
@@ -260,6 +284,13 @@ class Encoder:
         self._wake(loop)
         return await future
 
+    async def embed_later(self, text: str) -> Vectors:
+        """One sentence's vector that no caller waits for (an answer to store in the cache):
+        behind every call's sentence, with the other background work."""
+        vectors = await self.encode_many([text])
+        row: Vectors = vectors[0]
+        return row
+
     async def _drain(self) -> None:
         """Calls' sentences first, in batches; a background piece only when none wait."""
         while self._pending or self._background:
@@ -281,6 +312,7 @@ class Encoder:
             return
         chosen = list(texts) if whole else [texts[i] for i in live]
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             vectors = await loop.run_in_executor(self._executor, self.encode_sync, chosen)
         except Exception as exc:  # task boundary
@@ -294,9 +326,19 @@ class Encoder:
             for i in live:
                 await self._run([texts[i]], [futures[i]])
             return
+        self._account(len(chosen), time.perf_counter() - started, whole)
         for row, i in enumerate(live):
             if not futures[i].done():
                 futures[i].set_result(vectors if whole else vectors[row])
+
+    def _account(self, sentences: int, busy_s: float, background: bool) -> None:
+        if background:
+            self.load.background_sentences += sentences
+            self.load.background_busy_s += busy_s
+        else:
+            self.load.call_sentences += sentences
+            self.load.call_batches += 1
+            self.load.call_busy_s += busy_s
 
     async def aclose(self) -> None:
         if self._worker is not None and not self._worker.done():

@@ -84,6 +84,7 @@ def live_stats(service: Service) -> dict[str, object]:
         "quality": service.quality.snapshot(),
         "quality_by_state": service.quality.by_state(),
         "quality_scoring": {"scored": service.quality.scored, "skipped": service.quality.skipped},
+        "encoder_load": service.encoder.load.as_dict(),
         "breaker": service.breaker.state,
         "llm_process": service.llm_status(),
         "cache": cache_status(service),

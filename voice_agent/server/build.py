@@ -159,6 +159,7 @@ def build_cache_tier(
         shared,
         settings.language,
         min_quality=settings.cache_min_quality,
+        embed_later=encoder.embed_later,
     )
 
 

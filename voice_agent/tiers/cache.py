@@ -77,6 +77,7 @@ class CacheTier:
         language: str = "en",
         min_quality: float = 0.0,
         store_check: Callable[[TurnRequest, Reply], str | None] = why_not_stored,
+        embed_later: Embed | None = None,
     ) -> None:
         self.cache = cache
         self._store_check = store_check
@@ -84,6 +85,8 @@ class CacheTier:
         self.rejected = 0  # answers not stored for their quality
         self.shared = shared
         self._embed = embed
+        # For an answer to store: no caller waits on it, so it goes behind the calls' sentences.
+        self._embed_later = embed_later or embed
         self._kb_version = kb_version
         self._language = language
         self._stores = TaskScope("cache")
@@ -184,7 +187,7 @@ class CacheTier:
     ) -> None:
         """Store locally (answers are grouped by their own embedding) and share; an answer
         that scores below `min_quality` is not kept (it would be repeated to every caller)."""
-        answer_vector = await self._embed(answer)
+        answer_vector = await self._embed_later(answer)
         if origin == "answer" and self.min_quality > 0:
             # Contradictions were refused before (why_not_stored): relevance and speech here.
             quality = score_answer(answer, vector, answer_vector)
