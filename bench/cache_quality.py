@@ -126,6 +126,10 @@ def main() -> None:
         action="store_true",
         help="the encoder with bench/tune_encoder.py's adapter, at the policy chosen for it",
     )
+    parser.add_argument(
+        "--runtime", choices=["auto", "onnx", "onnx-int8", "torch"], default="auto",
+        help="the encoder's runtime (VOICE_AGENT_ENCODER_RUNTIME): measure another's quality",
+    )  # fmt: skip
     args = parser.parse_args()
     single_threaded_blas()  # as the service does
     default = CachePolicy()
@@ -134,7 +138,7 @@ def main() -> None:
         chosen = json.loads(bundled_adapter_path().with_suffix(".json").read_text())
         default = replace(default, **{k: chosen["cache_policy"][k] for k in POLICY_FIELDS})
     else:
-        encoder = Encoder(load_sentence_model(), cache_size=0)
+        encoder = Encoder(load_sentence_model(), cache_size=0, runtime=args.runtime)
     sides: tuple[clinc_split.Side, ...] = ("tuned",) if args.tune else ("tuned", "held_out")
     split = "val" if args.tune else "test"
     print(

@@ -49,6 +49,9 @@ def main() -> None:
             "torch float32": Encoder(model, runtime="torch", precision="float32", cache_size=0),
             "torch bfloat16": Encoder(model, runtime="torch", precision="bfloat16", cache_size=0),
             "onnx float32": Encoder(model, runtime="onnx", cache_dir=Path(cache_dir), cache_size=0),
+            "onnx int8": Encoder(
+                model, runtime="onnx-int8", cache_dir=Path(cache_dir), cache_size=0
+            ),
         }
         chosen = Encoder(model, cache_dir=Path(cache_dir), cache_size=0)
         times: dict[str, list[float]] = {name: [] for name in runs}

@@ -309,6 +309,10 @@ def main() -> None:
         default=0.9,
         help="lowest probability at which a template that ends the call may answer",
     )
+    parser.add_argument(
+        "--runtime", choices=["auto", "onnx", "onnx-int8", "torch"], default="auto",
+        help="the encoder's runtime (VOICE_AGENT_ENCODER_RUNTIME): measure another's quality",
+    )  # fmt: skip
     args = parser.parse_args()
 
     def rows_of(side: clinc_split.Side, *names: str) -> list[tuple[str, str]]:
@@ -320,7 +324,7 @@ def main() -> None:
         "tuned-on domains": rows_of("tuned", "test", "oos_test"),
         "held-out domains": rows_of("held_out", "test", "oos_test"),
     }
-    encoder = Encoder(load_sentence_model(), cache_size=0)
+    encoder = Encoder(load_sentence_model(), cache_size=0, runtime=args.runtime)
     pack = load_pack(DEFAULT_PACK)
     ending = {name for name, spec in pack.intents.items() if spec.ends_call}
     head_file = head_path(DEFAULT_PACK)

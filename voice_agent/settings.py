@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     encoder_precision: Literal["auto", "float32", "bfloat16"] = _env(
         "VOICE_AGENT_ENCODER_PRECISION", default="auto"
     )
-    encoder_runtime: Literal["auto", "onnx", "torch"] = _env(
+    encoder_runtime: Literal["auto", "onnx", "onnx-int8", "torch"] = _env(
         "VOICE_AGENT_ENCODER_RUNTIME", default="auto"
     )
     # A low-rank update merged into the encoder (voice_agent/rag/adapter.py): "none" for the

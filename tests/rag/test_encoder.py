@@ -61,6 +61,22 @@ def test_the_encoder_reports_the_runtime_it_chose(model: Any, tmp_path: Path) ->
     assert np.abs(forced.encode_sync(SENTENCES) - plain.encode_sync(SENTENCES)).max() < 1e-5
 
 
+def test_int8_is_asked_for_by_name_made_once_and_gives_the_same_vectors_every_start(
+    model: Any, tmp_path: Path
+) -> None:
+    first = Encoder(model, runtime="onnx-int8", cache_dir=tmp_path)
+    assert (first.runtime, first.precision) == ("onnx", "int8")
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].endswith("-int8.onnx")  # beside the float32 export
+    again = Encoder(model, runtime="onnx-int8", cache_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # made once, reused
+    vectors = first.encode_sync(SENTENCES)
+    assert np.array_equal(vectors, again.encode_sync(SENTENCES))  # the same decisions
+    reference = Encoder._forward(model, SENTENCES)
+    cosine = np.sum(vectors * reference, axis=1)
+    assert cosine.min() > 0.95 and cosine.max() < 1 - 1e-5  # close, and really quantized
+
+
 class Unsupported:
     """A pipeline that is not Transformer, Pooling, Normalize."""
 

@@ -42,7 +42,7 @@ Piece = tuple[Sequence[str], "asyncio.Future[Vectors]"]  # background texts, and
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-RUNTIMES = ("auto", "onnx", "torch")
+RUNTIMES = ("auto", "onnx", "onnx-int8", "torch")
 # Texts per background encode: what a call's sentence may have to wait behind. One: an answer
 # or passage is long (15 ms, against 5 for a caller's sentence), batching long texts saves
 # little, and at 128 calls pieces of 8 put the template's first word at 80 / 224 ms (p50 /
@@ -180,8 +180,8 @@ class Encoder:
         machine happened to be at start-up."""
         import torch
 
-        if runtime == "onnx" and precision == "bfloat16":
-            raise ConfigError("VOICE_AGENT_ENCODER_RUNTIME=onnx runs float32, not bfloat16")
+        if runtime.startswith("onnx") and precision == "bfloat16":
+            raise ConfigError(f"VOICE_AGENT_ENCODER_RUNTIME={runtime} runs without bfloat16")
         fp32 = self._model
         if precision == "bfloat16":
             bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
@@ -191,6 +191,9 @@ class Encoder:
         self._use("torch float32", lambda t: self._forward(fp32, t))
         if runtime == "torch":
             self._log("asked for")
+            return
+        if runtime == "onnx-int8":
+            self._use_int8(fp32, cache_dir)
             return
         try:
             forward, _ = onnx_forward(fp32, cache_dir, self._threads)
@@ -208,6 +211,19 @@ class Encoder:
             log.warning("encoder: ONNX Runtime asked for; its vectors agree to %.6f", agreement)
         self._use("onnx float32", forward)
         self._log(f"agreement with PyTorch float32 {agreement:.6f}")
+
+    def _use_int8(self, fp32: Any, cache_dir: Path) -> None:
+        """Asked for by name only: int8 weights change the vectors a little (cosine 0.976 at
+        the lowest on 600 CLINC150 sentences), so the thresholds tuned on float32 are not
+        theirs until the quality benches say so (docs/performance.md)."""
+        try:
+            forward, _ = onnx_forward(fp32, cache_dir, self._threads, int8=True)
+        except OnnxUnsupported as exc:
+            raise ConfigError(f"VOICE_AGENT_ENCODER_RUNTIME=onnx-int8: {exc}") from exc
+        reference = self._forward(fp32, _PROBES)
+        agreement = float(np.min(np.sum(reference * forward(_PROBES), axis=1)))
+        self._use("onnx int8", forward)
+        self._log(f"asked for; agreement with PyTorch float32 {agreement:.6f}")
 
     def _use(self, way: str, run: Forward) -> None:
         self._run_model = run

@@ -46,15 +46,20 @@ def default_cache_dir() -> Path:
     return Path(base) / "voice-agent" / "encoders"
 
 
-def onnx_forward(model: Any, cache_dir: Path, threads: int) -> tuple[Forward, Path]:
+def onnx_forward(
+    model: Any, cache_dir: Path, threads: int, int8: bool = False
+) -> tuple[Forward, Path]:
     """A function from texts to normalised float32 vectors for the sentence-transformers
-    `model`, and the ONNX file it runs (exported into `cache_dir` on first use)."""
+    `model`, and the ONNX file it runs (exported into `cache_dir` on first use; with `int8`,
+    that export's weights quantized to 8 bits, made once from it)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise OnnxUnsupported(f"onnxruntime is not installed ({exc})") from exc
     transformer, pooling = _pipeline(model)
     path = _exported(transformer, cache_dir)
+    if int8:
+        path = _quantized(path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -121,6 +126,28 @@ def _exported(transformer: Any, cache_dir: Path) -> Path:
             partial.unlink()
     log.info("encoder: exported %s to %s", source.name, path)
     return path
+
+
+def _quantized(path: Path) -> Path:
+    """The export with its weights in int8 (dynamic quantization: activations quantized per
+    batch at run time), per output channel. The same float32 file always gives the same int8
+    file, so every start serves the same vectors."""
+    target = path.with_name(f"{path.stem}-int8.onnx")
+    if target.is_file():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    try:
+        quantize_dynamic(path, partial, weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(partial, target)
+    except OSError as exc:
+        raise OnnxUnsupported(f"cannot write the int8 model to {target.parent}: {exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+    log.info("encoder: quantized %s to %s", path.name, target)
+    return target
 
 
 def _export(transformer: Any, path: Path) -> None:
