@@ -311,10 +311,11 @@ def main() -> None:
     print(
         "\n| calls at once | turns | quick p50 / p95 / p99 ms (n) | cache p50 / p95 / p99 (n) "
         "| llm p50 / p95 / p99 (n) | small talk → quick / FAQ → cache | fallbacks | filler "
-        "| failed calls | CPU cores: service / load / model | answers scored / not "
+        "| failed calls | CPU cores: service / load / model | service CPU ms a turn "
+        "| answers scored / not "
         "| encoder thread busy: calls (sentences) / background (sentences) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     serve = [str(ROOT / ".venv/bin/voice-agent"), "serve"]
     with ExitStack() as stack:
         if args.workers > 1:
@@ -340,6 +341,8 @@ def main() -> None:
                 results, failed = asyncio.run(level(url, calls, args.turns, args.pause_s, pools))
             took = time.monotonic() - wall
             busy = (tree_cpu_seconds(pid) - cpu) / took
+            # The steadiest figure on a noisy machine: what a turn costs the service's CPU.
+            per_turn = busy * took * 1000 / max(1, len(results))
             load = (sum(os.times()[:2]) - load_cpu) / took
             model_busy = (cpu_seconds(model_pid) - model_cpu) / took if model_pid else 0.0
             time.sleep(2)  # scoring that was under way finishes
@@ -353,7 +356,8 @@ def main() -> None:
                 f"| {calls} | {len(results)} | {summary('quick', results)} | "
                 f"{summary('cache', results)} | {summary('llm', results)} | "
                 f"{served_share(results)} | {fallbacks} | {filler} | {failed} | "
-                f"{busy:.2f} / {load:.2f} / {model_busy:.2f} | {scored} / {skipped} | {encoder} |",
+                f"{busy:.2f} / {load:.2f} / {model_busy:.2f} | {per_turn:.1f} | {scored} / "
+                f"{skipped} | {encoder} |",
                 flush=True,
             )
 
