@@ -21,6 +21,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
@@ -53,14 +54,21 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     )
 
 
-def serve_one(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+def serve_one(
+    settings: Settings,
+    sockets: list[socket.socket] | None = None,
+    on_built: Callable[[], None] | None = None,
+) -> None:
     """One service process: built before the server starts, so that a model or setting that
-    cannot work stops start-up with one line instead of a traceback from inside the server."""
+    cannot work stops start-up with one line instead of a traceback from inside the server.
+    `on_built` is told once the service is built (a worker tells its parent)."""
     from voice_agent.server.app import create_app
     from voice_agent.server.build import build_service
     from voice_agent.server.drain import DrainingServer
 
     app = create_app(service=build_service(settings), owns_service=True)
+    if on_built is not None:
+        on_built()
     server = DrainingServer(
         uvicorn_config(app, settings), app, settings.drain_timeout_s, settings.drain_goodbye
     )
@@ -76,16 +84,7 @@ def _worker_main(overrides: dict[str, str], sock: socket.socket, built: Event) -
         format=f"%(asctime)s %(levelname)s [worker {os.getpid()}] %(name)s %(message)s",
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent turns Ctrl-C into a drain
-    from voice_agent.server.app import create_app
-    from voice_agent.server.build import build_service
-    from voice_agent.server.drain import DrainingServer
-
-    app = create_app(service=build_service(settings), owns_service=True)
-    built.set()
-    server = DrainingServer(
-        uvicorn_config(app, settings), app, settings.drain_timeout_s, settings.drain_goodbye
-    )
-    server.run(sockets=[sock])
+    serve_one(settings, [sock], built.set)
 
 
 @dataclass(slots=True)
