@@ -118,8 +118,10 @@ def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[in
         proc.wait(timeout=20)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """A process's CPU, or one of its threads' (the main thread's id is the process's)."""
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -183,8 +185,9 @@ def served_share(results: list[dict]) -> str:
     return f"{share('small talk', 'quick')} / {share('faq', 'cache')}"
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process and its descendants (the workers of `serve --workers`)."""
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU of a process and its descendants (the workers of `serve --workers`): all of it, and
+    their main threads' (the event loops; the rest is the encoder's thread and other helpers)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -192,15 +195,16 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0.0, [pid]
+    total, loops, todo = 0.0, 0.0, [pid]
     while todo:
         current = todo.pop()
         try:
             total += cpu_seconds(current)
+            loops += cpu_seconds(current, current)
         except OSError:
             continue
         todo.extend(children.get(current, []))
-    return total
+    return total, loops
 
 
 def service_env(port: int, model_port: int | None) -> dict[str, str]:
@@ -311,8 +315,8 @@ def main() -> None:
     print(
         "\n| calls at once | turns | quick p50 / p95 / p99 ms (n) | cache p50 / p95 / p99 (n) "
         "| llm p50 / p95 / p99 (n) | small talk → quick / FAQ → cache | fallbacks | filler "
-        "| failed calls | CPU cores: service / load / model | service CPU ms a turn "
-        "| answers scored / not "
+        "| failed calls | CPU cores: service / load / model "
+        "| service CPU ms a turn: all / event loop | answers scored / not "
         "| encoder thread busy: calls (sentences) / background (sentences) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -333,16 +337,20 @@ def main() -> None:
         url = f"ws://127.0.0.1:{port}/v1/calls"
         for calls in levels:
             last = calls == levels[-1]
-            cpu, wall = tree_cpu_seconds(pid), time.monotonic()
+            (cpu, loop_cpu), wall = tree_cpu_seconds(pid), time.monotonic()
             model_cpu = cpu_seconds(model_pid) if model_pid else 0.0
             load_cpu = sum(os.times()[:2])
             before = scored_so_far(http_url, args.workers)
             with profiled(pid, args.profile if last else None):
                 results, failed = asyncio.run(level(url, calls, args.turns, args.pause_s, pools))
             took = time.monotonic() - wall
-            busy = (tree_cpu_seconds(pid) - cpu) / took
-            # The steadiest figure on a noisy machine: what a turn costs the service's CPU.
+            cpu_after, loop_after = tree_cpu_seconds(pid)
+            busy = (cpu_after - cpu) / took
+            # The steadiest figures on a noisy machine: what a turn costs the service's CPU,
+            # and the event loop's share of it (the rest is mostly the encoder's thread, whose
+            # background work grows into whatever the calls leave).
             per_turn = busy * took * 1000 / max(1, len(results))
+            loop_per_turn = (loop_after - loop_cpu) * 1000 / max(1, len(results))
             load = (sum(os.times()[:2]) - load_cpu) / took
             model_busy = (cpu_seconds(model_pid) - model_cpu) / took if model_pid else 0.0
             time.sleep(2)  # scoring that was under way finishes
@@ -356,8 +364,8 @@ def main() -> None:
                 f"| {calls} | {len(results)} | {summary('quick', results)} | "
                 f"{summary('cache', results)} | {summary('llm', results)} | "
                 f"{served_share(results)} | {fallbacks} | {filler} | {failed} | "
-                f"{busy:.2f} / {load:.2f} / {model_busy:.2f} | {per_turn:.1f} | {scored} / "
-                f"{skipped} | {encoder} |",
+                f"{busy:.2f} / {load:.2f} / {model_busy:.2f} | "
+                f"{per_turn:.1f} / {loop_per_turn:.1f} | {scored} / {skipped} | {encoder} |",
                 flush=True,
             )
 
