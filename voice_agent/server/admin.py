@@ -83,7 +83,11 @@ def live_stats(service: Service) -> dict[str, object]:
         "cache_hit_rate": service.latency.cache_hit_rate(),
         "quality": service.quality.snapshot(),
         "quality_by_state": service.quality.by_state(),
-        "quality_scoring": {"scored": service.quality.scored, "skipped": service.quality.skipped},
+        "quality_scoring": {
+            "scored": service.quality.scored,
+            "skipped": service.quality.skipped,
+            **service.quality.sampler.snapshot(),
+        },
         "encoder_load": service.encoder.load.as_dict(),
         "breaker": service.breaker.state,
         "llm_process": service.llm_status(),

@@ -5,8 +5,9 @@ logged as a `[QUALITY]` line, and rolled up per response source over a sliding w
 A source's status is `good` while its window's mean stays within `alert_threshold` points of
 `baseline`, `degraded` within twice that, `poor` below. Each step down logs
 `[QUALITY_ALERT]` and tells the listeners (automatic rollback acts on `poor`). Scoring needs the
-answer's embedding, so it runs off the turn, after the answer was sent; when too many scores
-are waiting, new turns are not scored rather than queued without bound.
+answer's embedding, so it runs off the turn, after the answer was sent; past what the machine
+can score, each source's answers are scored as a uniform random sample (sampling.py), and what
+is still waiting is bounded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from voice_agent.rag.encoder import Vectors
 from voice_agent.redaction import redact
 from voice_agent.tasks import TaskScope
 from voice_agent.telemetry.event import TurnEvent
+from voice_agent.telemetry.sampling import Sampler
 
 log = logging.getLogger("voice_agent.telemetry")
 
@@ -68,6 +70,7 @@ class QualityTracker:
         alert_threshold: float,
         window: int = 50,
         min_turns: int = 10,
+        sampler: Sampler | None = None,
     ) -> None:
         self.baseline = baseline
         self.alert_threshold = alert_threshold
@@ -83,8 +86,8 @@ class QualityTracker:
         self.score_listeners: Listeners[[TurnEvent, float, dict[str, float]]] = Listeners(
             "quality score"
         )
+        self.sampler = sampler or Sampler()
         self.scored = 0  # answers scored since start
-        self.skipped = 0  # answers left unscored because scoring was behind (under load)
         self._warned_at = -SKIP_WARNING_EVERY_S
 
     def turn_served(self, event: TurnEvent) -> None:
@@ -108,18 +111,38 @@ class QualityTracker:
                 )
             )
         for item in scored:
+            if not self.sampler.draw(item.source):
+                self._warn()
+                continue
             if self._tasks.running >= MAX_PENDING:
-                self.skipped += 1
-                if time.monotonic() - self._warned_at >= SKIP_WARNING_EVERY_S:
-                    self._warned_at = time.monotonic()
-                    log.warning(
-                        "quality scoring is behind (calls' embeddings go first); %d answers "
-                        "not scored so far", self.skipped,
-                    )  # fmt: skip
+                self.sampler.no_room()
+                self._warn()
                 continue
             self._tasks.spawn(self._score(item), name=f"score-{item.call_id}-{item.turn_id}")
 
+    @property
+    def skipped(self) -> int:
+        """Answers not scored since start: sampled out, or drawn when the queue was full."""
+        return self.sampler.sampled_out + self.sampler.dropped
+
+    def _warn(self) -> None:
+        if time.monotonic() - self._warned_at < SKIP_WARNING_EVERY_S:
+            return
+        self._warned_at = time.monotonic()
+        rates = ", ".join(f"{s} {r:.2f}" for s, r in sorted(self.sampler.rates.items()))
+        log.warning(
+            "quality scoring at capacity (calls' embeddings go first): scoring a sample of "
+            "each source (%s); %d answers not scored so far", rates or "rates not set yet",
+            self.skipped,
+        )  # fmt: skip
+
     async def _score(self, event: TurnEvent) -> None:
+        try:
+            await self._scored(event)
+        finally:
+            self.sampler.finished()
+
+    async def _scored(self, event: TurnEvent) -> None:
         assert event.question is not None
         context = list(event.context) if event.source == "llm" else []
         reason = event.fallback_reason or ""
@@ -169,12 +192,13 @@ class QualityTracker:
         if _RANK[status] > _RANK[before]:  # each step down is told: degraded, then poor
             alert = QualityAlert(source, status, round(mean, 1), len(scores))
             log.warning(
-                "[QUALITY_ALERT] source=%s status=%s mean=%s baseline=%s window=%d",
+                "[QUALITY_ALERT] source=%s status=%s mean=%s baseline=%s window=%d sample_rate=%s",
                 source,
                 status,
                 alert.mean,
                 self.baseline,
                 len(scores),
+                round(self.sampler.rate(source), 4),
             )
             self.listeners.notify(alert)
 
@@ -195,6 +219,8 @@ class QualityTracker:
                 "status": self._status.get(source, "good"),
                 "mean": round(sum(scores) / len(scores), 1),
                 "scored": len(scores),
+                # The window is a uniform sample of the source's answers at this rate.
+                "sample_rate": round(self.sampler.rate(source), 4),
             }
             for source, scores in sorted(self._scores.items())
         }
