@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from voice_agent.llm.openai_client import OpenAILLM
+from voice_agent.llm.openai_client import OpenAILLM, delta_of
 from voice_agent.rag.encoder import Encoder
 from voice_agent.server.build import build_llm, build_service
 from voice_agent.server.service import Service
@@ -118,3 +118,33 @@ async def test_a_stream_cut_mid_answer_is_never_served_or_cached_as_whole(
     assert cut["text"].startswith("We open at nine") and cut["detail"]["partial"] is True
     assert "cache_stored" not in cut["detail"] or cut["detail"]["cache_stored"] is False
     assert again["source"] == "fallback" and len(behaviour.requests) == 2  # nothing cached
+
+
+@pytest.mark.parametrize(
+    ("chunk", "read"),
+    [
+        ({"choices": [{"delta": {"content": "Hi"}, "finish_reason": None}]}, ("Hi", False)),
+        ({"choices": [{"delta": {}, "finish_reason": "stop"}]}, ("", True)),
+        ({"choices": [], "usage": {"total_tokens": 9}}, ("", False)),
+        ({"choices": [{"delta": {"role": "assistant", "content": None}}]}, ("", False)),
+    ],
+)
+def test_a_streamed_chunk_is_read_as_its_text_and_whether_it_ends(
+    chunk: object, read: tuple[str, bool]
+) -> None:
+    assert delta_of(chunk) == read
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        "data",
+        {"choices": "Hi"},
+        {"choices": ["Hi"]},
+        {"choices": [{"delta": "Hi"}]},
+        {"choices": [{"delta": {"content": 3}}]},
+    ],
+)
+def test_a_chunk_not_shaped_like_a_completion_is_refused(chunk: object) -> None:
+    with pytest.raises(ValueError, match="chunk"):
+        delta_of(chunk)
