@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from functools import lru_cache
 
 import Stemmer
 
@@ -66,6 +68,7 @@ class _Sentence:
     tokens: tuple[str, ...]
     stems: tuple[str, ...]  # one per token; "" for words that carry no topic
     negated: tuple[bool, ...]  # one per token: inside a negation's reach
+    topic: frozenset[str]  # the stems that carry a topic
 
     @classmethod
     def of(cls, text: str) -> _Sentence:
@@ -97,13 +100,9 @@ class _Sentence:
             for n, t in zip(scopes, tokens, strict=True)
         )
         kept = tuple(s if t else "" for s, t in zip(stems, topical, strict=True))
-        return cls(text, numbers(text), tokens, kept, reach)
+        return cls(text, numbers(text), tokens, kept, reach, frozenset(s for s in kept if s))
 
-    @property
-    def topic(self) -> set[str]:
-        return {s for s in self.stems if s}
-
-    def negates(self, stems: set[str]) -> bool:
+    def negates(self, stems: AbstractSet[str]) -> bool:
         """Whether a negation reaches one of these topic words."""
         return any(n and s in stems for s, n in zip(self.stems, self.negated, strict=True))
 
@@ -118,14 +117,30 @@ class _Sentence:
         }
 
 
-def _same(a: str, b: str) -> bool:
-    return a == b or (min(len(a), len(b)) >= MIN_PREFIX and (a.startswith(b) or b.startswith(a)))
+# The knowledge base's passages come back turn after turn: each sentence is parsed once.
+_sentence = lru_cache(maxsize=4096)(_Sentence.of)
 
 
-def _matching(mine: set[str], theirs: set[str]) -> tuple[set[str], set[str]]:
-    """The stems of each side that the other side has too (equal, or one begins the other)."""
-    return {a for a in mine if any(_same(a, b) for b in theirs)}, {
-        b for b in theirs if any(_same(a, b) for a in mine)
+def _prefixed(word: str, others: Iterable[str]) -> bool:
+    return any(word.startswith(o) or o.startswith(word) for o in others)
+
+
+def _matching(
+    mine: AbstractSet[str], theirs: AbstractSet[str]
+) -> tuple[AbstractSet[str], AbstractSet[str]]:
+    """The stems of each side that the other side has too: equal, or, both at least
+    MIN_PREFIX long, one begins the other."""
+    return _matched(mine, theirs), _matched(theirs, mine)
+
+
+def _matched(mine: AbstractSet[str], theirs: AbstractSet[str]) -> AbstractSet[str]:
+    """The stems of `mine` that `theirs` has too (one side of `_matching`)."""
+    both = mine & theirs
+    if len(both) == len(mine):
+        return both
+    long_theirs = [b for b in theirs if len(b) >= MIN_PREFIX]
+    return both | {
+        a for a in mine if len(a) >= MIN_PREFIX and a not in both and _prefixed(a, long_theirs)
     }
 
 
@@ -195,8 +210,8 @@ def claims(text: str, first: int = 0) -> list[_Claim]:
         verdict = said[0] if said and said[0] in ("yes", "no") and "," in sentence else pending
         pending = None
         whole = first + len(out)
-        out.append(_Claim(verdict, _Sentence.of(sentence), None))
-        out.extend(_Claim(verdict, _Sentence.of(c), whole) for c in clauses(sentence))
+        out.append(_Claim(verdict, _sentence(sentence), None))
+        out.extend(_Claim(verdict, _sentence(c), whole) for c in clauses(sentence))
     return out
 
 
@@ -213,7 +228,7 @@ def opposite(answer: str, passages: Iterable[str]) -> str | None:
         topic = said.topic
         if len(topic) < MIN_SHARED:
             continue
-        overlaps = [len(_matching(topic, c.sentence.topic)[0]) for c in source]
+        overlaps = [len(_matched(topic, c.sentence.topic)) for c in source]
         best = max(overlaps, default=0)
         if best < MIN_SHARED:
             continue
@@ -266,7 +281,7 @@ def faq_verdict(question: str, answer: str, passages: Iterable[str]) -> str | No
         return None
     asked = _keywords(question)
     pairs = [(m["q"], m["a"]) for p in passages for m in _FAQ.finditer(p)]
-    scored = [(len(_matching(asked, _keywords(q))[0]), a) for q, a in pairs]
+    scored = [(len(_matched(asked, _keywords(q))), a) for q, a in pairs]
     best = max((n for n, _ in scored), default=0)
     if best < MIN_SHARED:
         return None
