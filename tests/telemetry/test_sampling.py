@@ -39,6 +39,7 @@ def test_every_answer_is_drawn_until_a_drawn_one_finds_no_room() -> None:
     for step in range(1000):
         clock.now = step * 0.05  # 20 answers a second for 50 s, never short of room
         assert sampler.draw("llm")
+        sampler.began()
         sampler.finished()
     assert sampler.rates == {} and sampler.sampled_out == 0
 
@@ -46,8 +47,9 @@ def test_every_answer_is_drawn_until_a_drawn_one_finds_no_room() -> None:
 def test_a_full_period_sets_rates_to_the_capacity_seen_and_they_recover_when_load_goes() -> None:
     clock = Clock()
     sampler = Sampler(seed=7, clock=clock)
-    # One period: 100 llm answers and 4 fallbacks a second; 10 scorings a second finish and
-    # the queue is full.
+    # One period: 100 llm answers and 4 fallbacks a second; scoring never stops, 10 scorings
+    # a second finish, and the queue is full.
+    sampler.began()
     for i in range(int(PERIOD_S * 100)):
         clock.now = i / 100
         sampler.draw("llm")
@@ -55,6 +57,7 @@ def test_a_full_period_sets_rates_to_the_capacity_seen_and_they_recover_when_loa
             sampler.draw("fallback")
         if i % 10 == 0:
             sampler.finished()
+            sampler.began()
     sampler.no_room()
     clock.now = PERIOD_S
     drawn = {"llm": 0, "fallback": 0}
@@ -65,6 +68,8 @@ def test_a_full_period_sets_rates_to_the_capacity_seen_and_they_recover_when_loa
             drawn["fallback"] += sampler.draw("fallback")
         if i % 10 == 0:
             sampler.finished()
+            sampler.began()
+    sampler.finished()
     assert sampler.rate("fallback") == 1.0 and drawn["fallback"] == 20
     assert sampler.rate("llm") == pytest.approx(6 / 100, rel=0.05)
     # A uniform sample: about the rate's share of the period's answers, early and late alike.
@@ -77,6 +82,7 @@ def test_a_full_period_sets_rates_to_the_capacity_seen_and_they_recover_when_loa
         for i in range(10):
             clock.now = PERIOD_S * (1 + periods) + i * PERIOD_S / 10
             if sampler.draw("llm"):
+                sampler.began()
                 sampler.finished()
     assert sampler.rates == {} and periods < 40
 
@@ -89,8 +95,9 @@ def event(source: str, n: int) -> TurnEvent:
 
 
 async def test_under_load_a_rare_source_is_still_scored_and_the_rates_are_reported() -> None:
-    """The encoder is held while a burst of answers arrives: the queue fills, the next period
-    scores a sample of the frequent source and every fallback, and the windows say the rates."""
+    """The encoder is held while a burst of answers arrives: the queue fills, and the next
+    period scores a sample of the frequent source and every fallback, at rates set from what
+    was scored while scoring was under way; the windows and the health figures say the rates."""
     release = asyncio.Event()
 
     async def encode(texts: Sequence[str]) -> Vectors:
@@ -101,29 +108,33 @@ async def test_under_load_a_rare_source_is_still_scored_and_the_rates_are_report
     tracker = QualityTracker(
         encode, baseline=60, alert_threshold=10, sampler=Sampler(seed=3, clock=clock)
     )
-    for n in range(MAX_PENDING + 20):
+    for n in range(8):
+        tracker.turn_served(event("fallback", n))
+    for n in range(MAX_PENDING + 12):
         tracker.turn_served(event("llm", n))
     assert tracker.sampler.dropped == 20
+    clock.now = 4.8  # the burst's scorings were under way until now
     release.set()
     assert await tracker.drain(5)
-    clock.now = PERIOD_S  # the period ends: 32 scorings finished in 5 s, and it was full
-    served = {"llm": 0, "fallback": 0}
+    clock.now = PERIOD_S
+    llm_scored_before = tracker.scored - 8
     for n in range(200):
         tracker.turn_served(event("llm", n))
-        served["llm"] += 1
         if n % 20 == 0:
             tracker.turn_served(event("fallback", n))
-            served["fallback"] += 1
         await asyncio.sleep(0)  # scoring keeps up in this period
     assert await tracker.drain(5)
-    # 6.4 scorings a second for 10.4 llm answers a second; fallbacks were not seen in the full
-    # period, so they are scored in full.
-    assert tracker.sampler.rate("llm") == pytest.approx(6.4 / 10.4)
+    # MAX_PENDING scorings in 4.8 s; 28 llm and 1.6 fallback answers a second: fallbacks are
+    # met in full, llm gets the rest.
+    capacity = MAX_PENDING / 4.8
+    llm_rate = (capacity - 1.6) / ((MAX_PENDING + 12) / PERIOD_S)
     assert tracker.sampler.rate("fallback") == 1.0
+    assert tracker.sampler.rate("llm") == pytest.approx(llm_rate)
     snapshot = tracker.snapshot()
-    assert snapshot["fallback"]["scored"] == served["fallback"]
-    assert snapshot["llm"]["sample_rate"] == round(6.4 / 10.4, 4)
-    assert 0.45 * served["llm"] < tracker.scored - MAX_PENDING - served["fallback"] < 0.8 * 200
+    assert snapshot["fallback"]["scored"] == 8 + 10
+    assert snapshot["llm"]["sample_rate"] == round(llm_rate, 4)
+    llm_scored = tracker.scored - 18 - llm_scored_before
+    assert 0.75 * llm_rate * 200 < llm_scored < 1.25 * llm_rate * 200
     health = tracker.sampler.snapshot()
     assert health["dropped"] == 20 and health["sampled_out"] == tracker.skipped - 20
-    assert health["sample_rates"] == {"llm": round(6.4 / 10.4, 4)}
+    assert health["sample_rates"] == {"fallback": 1.0, "llm": round(llm_rate, 4)}

@@ -32,7 +32,7 @@ log = logging.getLogger("voice_agent.telemetry")
 Status = Literal["good", "degraded", "poor"]
 _RANK: dict[Status, int] = {"good": 0, "degraded": 1, "poor": 2}
 SCORED_SOURCES = ("quick", "cache", "llm", "fallback")
-MAX_PENDING = 32
+MAX_PENDING = 128  # scorings under way or waiting; a burst of answers waits here
 SKIP_WARNING_EVERY_S = 10.0  # one warning per period while scoring sheds load
 EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
 
@@ -118,6 +118,7 @@ class QualityTracker:
                 self.sampler.no_room()
                 self._warn()
                 continue
+            self.sampler.began()
             self._tasks.spawn(self._score(item), name=f"score-{item.call_id}-{item.turn_id}")
 
     @property

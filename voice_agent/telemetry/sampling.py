@@ -6,8 +6,9 @@ queue is full are the ones never scored, and those are the answers of the worst 
 burst of fallbacks comes exactly when the service is overloaded. So each answer of a source is
 scored with the same probability, its source's rate, for a period; at the end of each period
 the rates are set from what the period saw: how many answers each source served, how many
-scorings finished, and whether a drawn answer found the queue full (the tracker was at its
-capacity). That capacity is shared max-min fair between the sources: a rare source (fallbacks)
+scorings finished in the time some were under way (the tracker's capacity), and whether a
+drawn answer found the queue full. Only then is the capacity the limit, shared max-min fair
+between the sources: a rare source (fallbacks)
 is scored in full before the frequent ones share the rest, so no source's window goes silent.
 When no drawn answer was turned away in a period, the capacity is assumed a quarter higher
 than what was used, until every rate is back at 1.
@@ -62,6 +63,9 @@ class Sampler:
         self._started = clock()
         self._arrived: Counter[str] = Counter()
         self._finished = 0
+        self._pending = 0  # scorings under way
+        self._busy_s = 0.0  # time this period with a scoring under way
+        self._busy_since: float | None = None
         self._full = False  # a drawn answer found no room this period
         self.capacity: float | None = None  # scorings a second; None: no limit seen
         self.rates: dict[str, float] = {}  # a source not here is scored in full
@@ -85,15 +89,32 @@ class Sampler:
         self.dropped += 1
         self._full = True
 
+    def began(self) -> None:
+        """A drawn answer's scoring started."""
+        if self._pending == 0:
+            self._busy_since = self._clock()
+        self._pending += 1
+
     def finished(self) -> None:
+        """A scoring ended (scored or failed)."""
         self._finished += 1
+        self._pending -= 1
+        if self._pending == 0 and self._busy_since is not None:
+            self._busy_s += self._clock() - self._busy_since
+            self._busy_since = None
 
     def _roll(self) -> None:
         now = self._clock()
         elapsed = now - self._started
         if elapsed < self._period_s:
             return
-        used = self._finished / elapsed
+        busy = self._busy_s
+        if self._busy_since is not None:
+            busy += now - self._busy_since
+            self._busy_since = now
+        # Scorings a second while there was scoring to do: what the encoder gave them, not
+        # lowered by the quiet part of the period.
+        used = self._finished / busy if busy > 0 else 0.0
         if self._full:
             self.capacity = max(used, MIN_PER_PERIOD / self._period_s)
         elif self.capacity is not None:
@@ -105,6 +126,7 @@ class Sampler:
         self._started = now
         self._arrived.clear()
         self._finished = 0
+        self._busy_s = 0.0
         self._full = False
 
     def snapshot(self) -> dict[str, object]:
