@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -35,6 +35,17 @@ SCORED_SOURCES = ("quick", "cache", "llm", "fallback")
 MAX_PENDING = 128  # scorings under way or waiting; a burst of answers waits here
 SKIP_WARNING_EVERY_S = 10.0  # one warning per period while scoring sheds load
 EncodeMany = Callable[[Sequence[str]], Awaitable[Vectors]]
+Weighted = tuple[float, float]  # a score and how many answers it stands for
+
+
+def weighted_mean(window: Iterable[Weighted]) -> float:
+    """A sampled window's mean over the answers it stands for: a score drawn in a busy period
+    counts for the answers that were not drawn beside it."""
+    total = weight = 0.0
+    for score, w in window:
+        total += score * w
+        weight += w
+    return total / weight
 
 
 async def score_texts(
@@ -77,8 +88,9 @@ class QualityTracker:
         self._encode = encode
         self._window = window
         self._min_turns = min_turns  # fewer scores than this say nothing yet
-        self._scores: dict[str, deque[float]] = {}
-        self._by_state: dict[tuple[str, str], deque[float]] = {}  # (source, state): shown only
+        # Windows of (score, weight): a score drawn at a rate of 0.1 stands for 10 answers.
+        self._scores: dict[str, deque[Weighted]] = {}
+        self._by_state: dict[tuple[str, str], deque[Weighted]] = {}  # (source, state): shown
         self._status: dict[str, Status] = {}
         self._tasks = TaskScope("quality")
         self.listeners: Listeners[[QualityAlert]] = Listeners("quality alert")
@@ -118,8 +130,10 @@ class QualityTracker:
                 self.sampler.no_room()
                 self._warn()
                 continue
-            self.sampler.began()
-            self._tasks.spawn(self._score(item), name=f"score-{item.call_id}-{item.turn_id}")
+            weight = 1 / self.sampler.rate(item.source)
+            self._tasks.spawn(
+                self._score(item, weight), name=f"score-{item.call_id}-{item.turn_id}"
+            )
 
     @property
     def skipped(self) -> int:
@@ -137,13 +151,14 @@ class QualityTracker:
             self.skipped,
         )  # fmt: skip
 
-    async def _score(self, event: TurnEvent) -> None:
+    async def _score(self, event: TurnEvent, weight: float) -> None:
+        self.sampler.began()
         try:
-            await self._scored(event)
+            await self._scored(event, weight)
         finally:
             self.sampler.finished()
 
-    async def _scored(self, event: TurnEvent) -> None:
+    async def _scored(self, event: TurnEvent, weight: float) -> None:
         assert event.question is not None
         context = list(event.context) if event.source == "llm" else []
         reason = event.fallback_reason or ""
@@ -175,18 +190,19 @@ class QualityTracker:
         by_state = self._by_state.get((event.source, event.state))
         if by_state is None:
             by_state = self._by_state[(event.source, event.state)] = deque(maxlen=self._window)
-        by_state.append(result.score)
+        by_state.append((result.score, weight))
         self.scored += 1
-        self.record(event.source, result.score)
+        self.record(event.source, result.score, weight)
 
-    def record(self, source: str, score: float) -> None:
+    def record(self, source: str, score: float, weight: float = 1.0) -> None:
+        """`weight`: how many answers the score stands for (1 / the rate it was drawn at)."""
         scores = self._scores.get(source)
         if scores is None:
             scores = self._scores[source] = deque(maxlen=self._window)
-        scores.append(score)
+        scores.append((score, weight))
         if len(scores) < self._min_turns:
             return
-        mean = sum(scores) / len(scores)
+        mean = weighted_mean(scores)
         status = self._judge(mean)
         before = self._status.get(source, "good")
         self._status[source] = status
@@ -218,7 +234,7 @@ class QualityTracker:
         return {
             source: {
                 "status": self._status.get(source, "good"),
-                "mean": round(sum(scores) / len(scores), 1),
+                "mean": round(weighted_mean(scores), 1),
                 "scored": len(scores),
                 # The window is a uniform sample of the source's answers at this rate.
                 "sample_rate": round(self.sampler.rate(source), 4),
@@ -229,7 +245,7 @@ class QualityTracker:
     def by_state(self) -> list[dict[str, object]]:
         """Mean score per (source, state), over the same window length."""
         return [
-            {"source": source, "state": state, "mean": round(sum(v) / len(v), 1), "scored": len(v)}
+            {"source": source, "state": state, "mean": round(weighted_mean(v), 1), "scored": len(v)}
             for (source, state), v in sorted(self._by_state.items())
         ]
 

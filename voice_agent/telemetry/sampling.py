@@ -13,9 +13,10 @@ is scored in full before the frequent ones share the rest, so no source's window
 When no drawn answer was turned away in a period, the capacity is assumed a quarter higher
 than what was used, until every rate is back at 1.
 
-A source's window then holds a uniform sample of its answers, and its mean estimates the mean
-of all of them; at a rate of 0.1 a window of 50 scores spans about 500 answers, so an alert
-comes later in time but is not biased. The rates are in `/health` (`quality_scoring`) and in
+Each score in a source's window counts for 1 / the rate it was drawn at (quality.py), so the
+window's mean estimates the mean of all the answers it spans, busy periods and quiet ones; at a
+rate of 0.1 a window of 50 scores spans about 500 answers, so an alert comes later in time but
+is not biased. The rates are in `/health` (`quality_scoring`) and in
 each `[QUALITY_ALERT]` line.
 """
 
