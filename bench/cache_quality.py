@@ -130,6 +130,10 @@ def main() -> None:
         "--runtime", choices=["auto", "onnx", "onnx-int8", "torch"], default="auto",
         help="the encoder's runtime (VOICE_AGENT_ENCODER_RUNTIME): measure another's quality",
     )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=["float32", "bfloat16"], default="float32",
+        help="the encoder's precision (VOICE_AGENT_ENCODER_PRECISION; bfloat16 runs on torch)",
+    )  # fmt: skip
     args = parser.parse_args()
     single_threaded_blas()  # as the service does
     default = CachePolicy()
@@ -138,7 +142,9 @@ def main() -> None:
         chosen = json.loads(bundled_adapter_path().with_suffix(".json").read_text())
         default = replace(default, **{k: chosen["cache_policy"][k] for k in POLICY_FIELDS})
     else:
-        encoder = Encoder(load_sentence_model(), cache_size=0, runtime=args.runtime)
+        encoder = Encoder(
+            load_sentence_model(), cache_size=0, runtime=args.runtime, precision=args.precision
+        )
     sides: tuple[clinc_split.Side, ...] = ("tuned",) if args.tune else ("tuned", "held_out")
     split = "val" if args.tune else "test"
     print(

@@ -313,6 +313,10 @@ def main() -> None:
         "--runtime", choices=["auto", "onnx", "onnx-int8", "torch"], default="auto",
         help="the encoder's runtime (VOICE_AGENT_ENCODER_RUNTIME): measure another's quality",
     )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=["float32", "bfloat16"], default="float32",
+        help="the encoder's precision (VOICE_AGENT_ENCODER_PRECISION; bfloat16 runs on torch)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     def rows_of(side: clinc_split.Side, *names: str) -> list[tuple[str, str]]:
@@ -324,7 +328,9 @@ def main() -> None:
         "tuned-on domains": rows_of("tuned", "test", "oos_test"),
         "held-out domains": rows_of("held_out", "test", "oos_test"),
     }
-    encoder = Encoder(load_sentence_model(), cache_size=0, runtime=args.runtime)
+    encoder = Encoder(
+        load_sentence_model(), cache_size=0, runtime=args.runtime, precision=args.precision
+    )
     pack = load_pack(DEFAULT_PACK)
     ending = {name for name, spec in pack.intents.items() if spec.ends_call}
     head_file = head_path(DEFAULT_PACK)

@@ -148,3 +148,8 @@ def test_a_streamed_chunk_is_read_as_its_text_and_whether_it_ends(
 def test_a_chunk_not_shaped_like_a_completion_is_refused(chunk: object) -> None:
     with pytest.raises(ValueError, match="chunk"):
         delta_of(chunk)
+
+
+def test_an_error_sent_in_the_stream_is_refused_with_its_message() -> None:
+    with pytest.raises(ValueError, match="model overloaded"):
+        delta_of({"object": "error", "message": "model overloaded", "code": 503})

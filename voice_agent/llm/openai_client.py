@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -14,6 +15,10 @@ from voice_agent.types import Message
 # keeps 100 alive, so with more answers streaming at once each request past them would pay a new
 # connection (a TLS handshake to a hosted model) and close it again.
 KEPT_CONNECTIONS = 1000
+# Before each request the HTTP client checks every idle connection of its pool (a `poll` each),
+# work that grows with the answers streaming at once; the requests take turns between this many
+# clients, each with its own pool, so that a request checks a share of the connections.
+POOLS = 8
 
 # Local OpenAI-compatible servers (vLLM, llama.cpp, Ollama) accept any key; the client needs one.
 PLACEHOLDER_KEY = "not-needed"
@@ -24,6 +29,8 @@ def delta_of(chunk: object) -> tuple[str, bool]:
     not shaped like one of a chat completion."""
     if not isinstance(chunk, dict):
         raise ValueError(f"a chunk that is not an object: {chunk!r:.80}")
+    if chunk.get("object") == "error":  # vLLM's way (the client raises on an "error" key)
+        raise ValueError(f"the server sent an error: {chunk.get('message')!r:.200}")
     choices = chunk.get("choices")
     if not choices:
         return "", False  # a usage-only or keep-alive chunk
@@ -54,25 +61,30 @@ class OpenAILLM:
         self._temperature = temperature
         # Budgets are enforced per token by the stream guard; the client's own timeout only
         # bounds connection set-up, and retries are left to the circuit breaker.
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or PLACEHOLDER_KEY,
-            timeout=timeout_s,
-            max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(
-                # The client's own HTTP library's type (httpx in 1.x, httpx2 in 3.x).
-                limits=type(openai.DEFAULT_CONNECTION_LIMITS)(
-                    max_connections=KEPT_CONNECTIONS, max_keepalive_connections=KEPT_CONNECTIONS
-                )
-            ),
+        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(  # httpx's in 1.x, httpx2's in 3.x
+            max_connections=KEPT_CONNECTIONS // POOLS,
+            max_keepalive_connections=KEPT_CONNECTIONS // POOLS,
         )
+        self._clients = [
+            openai.AsyncOpenAI(
+                base_url=base_url,
+                api_key=api_key or PLACEHOLDER_KEY,
+                timeout=timeout_s,
+                max_retries=0,
+                http_client=openai.DefaultAsyncHttpxClient(limits=limits),
+            )
+            for _ in range(POOLS)
+        ]
+        self._turn = itertools.cycle(self._clients)
 
     def retarget(self, base_url: str) -> None:
         """Send the next requests to `base_url` (a restarted local model listens on a new port)."""
-        self._client.base_url = base_url
+        for client in self._clients:
+            client.base_url = base_url
 
     async def close(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()
 
     async def stream(
         self, messages: Sequence[Message], max_tokens: int
@@ -91,7 +103,7 @@ class OpenAILLM:
             # back as the JSON the server sent (`object`), not as typed models: building one
             # per token was a tenth of the event loop's time at 200 calls. Retries, auth,
             # errors and the server-sent events are the client's as before.
-            response = await self._client.post(
+            response = await next(self._turn).post(
                 "/chat/completions",
                 body=body,
                 cast_to=object,
