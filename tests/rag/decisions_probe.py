@@ -76,14 +76,12 @@ def shuffled_batches(
 ) -> np.ndarray:
     order = list(range(len(texts)))
     random.Random(17).shuffle(order)
-    vectors = np.zeros((len(texts), 0), dtype=np.float32)
+    vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
     for start in range(0, len(order), size):
         picked = order[start : start + size]
-        batch = encode([texts[i] for i in picked])
-        if vectors.shape[1] == 0:
-            vectors = np.zeros((len(texts), batch.shape[1]), dtype=np.float32)
-        vectors[picked] = batch
-    return vectors
+        for i, vector in zip(picked, encode([texts[i] for i in picked]), strict=True):
+            vectors[i] = vector
+    return np.vstack(vectors)
 
 
 def decided(quick: QuickTier, cache: ResponseCache, text: str, vector: np.ndarray) -> dict:

@@ -38,7 +38,7 @@ def delta_of(chunk: object) -> tuple[str, bool]:
         raise ValueError(f"a chunk's choices are not objects: {chunk!r:.80}")
     choice = choices[0]
     delta = choice.get("delta") or {}
-    text = delta.get("content") or "" if isinstance(delta, dict) else None
+    text = (delta.get("content") or "") if isinstance(delta, dict) else None
     if not isinstance(text, str):
         raise ValueError(f"a chunk's delta holds no text: {chunk!r:.80}")
     return text, choice.get("finish_reason") is not None

@@ -236,7 +236,7 @@ class QualityTracker:
                 "status": self._status.get(source, "good"),
                 "mean": round(weighted_mean(scores), 1),
                 "scored": len(scores),
-                # The window is a uniform sample of the source's answers at this rate.
+                # The rate answers are drawn at now; the mean weighs each score by its own.
                 "sample_rate": round(self.sampler.rate(source), 4),
             }
             for source, scores in sorted(self._scores.items())

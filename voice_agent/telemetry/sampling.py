@@ -8,16 +8,15 @@ scored with the same probability, its source's rate, for a period; at the end of
 the rates are set from what the period saw: how many answers each source served, how many
 scorings finished in the time some were under way (the tracker's capacity), and whether a
 drawn answer found the queue full. Only then is the capacity the limit, shared max-min fair
-between the sources: a rare source (fallbacks)
-is scored in full before the frequent ones share the rest, so no source's window goes silent.
+between the sources: a rare source (fallbacks) is scored in full before the frequent ones share
+the rest, so no source's window goes silent.
 When no drawn answer was turned away in a period, the capacity is assumed a quarter higher
 than what was used, until every rate is back at 1.
 
 Each score in a source's window counts for 1 / the rate it was drawn at (quality.py), so the
 window's mean estimates the mean of all the answers it spans, busy periods and quiet ones; at a
 rate of 0.1 a window of 50 scores spans about 500 answers, so an alert comes later in time but
-is not biased. The rates are in `/health` (`quality_scoring`) and in
-each `[QUALITY_ALERT]` line.
+is not biased. The rates are in `/health` (`quality_scoring`) and in each `[QUALITY_ALERT]` line.
 """
 
 from __future__ import annotations
