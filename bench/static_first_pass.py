@@ -8,7 +8,8 @@ alone ([CLS] piece [SEP], mean-pooled, as the sentence pipeline pools); the tabl
 sentence's static vector is the idf-weighted mean of its pieces' rows, mapped into the
 transformer's space by a linear map fitted by least squares. The idf weights and the map are
 fitted on the tuning side's `train` split of CLINC150 (bench/clinc_split.py); the first pass's
-thresholds are chosen on the tuning side's `val`; everything is reported on `test`, both sides.
+thresholds are chosen on the tuning side's `val`; everything is reported on `test`, both sides,
+and retrieval on bench/retrieval.py's questions.
 
     .venv/bin/python bench/static_first_pass.py
 """
@@ -40,7 +41,11 @@ from quick_responses.pack import DEFAULT_PACK, load_pack
 from quick_responses.responder import QuickResponder
 from voice_agent.cache.policy import CachePolicy
 from voice_agent.cache.store import CacheHit, CacheScope, ResponseCache
+from voice_agent.rag.documents import load_documents
 from voice_agent.rag.encoder import Encoder, load_sentence_model, single_threaded_blas
+from voice_agent.rag.fusion import reciprocal_rank_fusion
+from voice_agent.rag.knowledge_base import KnowledgeBase
+from voice_agent.settings import DEMO_KB_PATH
 
 sys.path.insert(0, str(HERE))
 import clinc_split
@@ -267,6 +272,28 @@ def main() -> None:
             hits, wrong, repeat, let_go, _ = cache_stream(rows, vectors, first, floor, policy)
             figures.append(f"{hits / repeat:.1%} / {wrong / max(hits, 1):.2%}")
         print(f"| {side} | {' | '.join(figures)} | {let_go / len(rows):.0%} |")
+    retrieval(encoder, static)
+
+
+def retrieval(encoder: Encoder, static: StaticEncoder) -> None:
+    """bench/retrieval.py's questions ranked with the static vector as the query (the chunks
+    keep the transformer's vectors), against the transformer's query vector."""
+    questions = bench_module("retrieval").QUESTIONS
+    kb = KnowledgeBase(encoder, top_k=5)
+    index = kb.load(load_documents(DEMO_KB_PATH))
+    counts = {name: [0, 0] for name in ("transformer", "static")}
+    for question, documents in questions:
+        good = documents | {"faq"}
+        bm25 = index.bm25_ranking(question)
+        for name, query in (("transformer", encoder), ("static", static)):
+            dense = index.dense_ranking(query.encode_sync([question])[0])
+            fused = [i for i, _ in reciprocal_rank_fusion([bm25, dense], top=5)]
+            ids = [index.chunks[i].doc_id for i in fused]
+            counts[name][0] += bool(ids) and ids[0] in good
+            counts[name][1] += bool(set(ids[:3]) & good)
+    print(f"\nretrieval, fused ranking ({len(questions)} questions, bench/retrieval.py): "
+          + "; ".join(f"{name} query {a}/{len(questions)} first, {b}/{len(questions)} in the "
+                      f"top 3" for name, (a, b) in counts.items()))  # fmt: skip
 
 
 if __name__ == "__main__":
