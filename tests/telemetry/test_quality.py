@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from voice_agent.server.service import Service
+from voice_agent.telemetry import sql
+from voice_agent.telemetry.queries import BY_NAME
 
 from ..conftest import CallClient, call
 from ..fakes import FakeLLM, scaled
@@ -67,6 +69,7 @@ def tracked(make_service: Callable[..., Service], tmp_path: Path) -> Service:
         VOICE_AGENT_RESPONSE_CACHE=True,
         QUALITY_WINDOW_TURNS=WINDOW,
         VOICE_AGENT_AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+        VOICE_AGENT_TELEMETRY_FILE=str(tmp_path / "telemetry.jsonl"),
     )
 
 
@@ -115,6 +118,16 @@ async def test_wrong_answers_raise_an_alert_and_roll_back_to_shadow(
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert audit[-1]["who"].startswith("auto-rollback: cache answers poor")
     assert audit[-1]["old"] == {"mode": "enabled"} and audit[-1]["new"] == {"mode": "shadow"}
+    # The telemetry file holds the status each score left, so SQL finds the poor window.
+    db = sql.connect([str(tmp_path / "telemetry.jsonl")])
+    _, rows = sql.run(db, BY_NAME["degraded_windows_24h"].sql)
+    assert ("cache", "poor", 1) in rows
+    _, first_poor = sql.run(
+        db, "SELECT window_mean FROM quality_logs WHERE source = 'cache' AND status = 'poor' "
+        "ORDER BY ts LIMIT 1",
+    )  # fmt: skip
+    line = next(a for a in alerts if "source=cache status=poor" in a)
+    assert first_poor[0][0] == float(line.split("mean=")[1].split()[0]), (first_poor, line)
 
 
 async def test_small_talk_answered_from_templates_raises_no_alert(

@@ -1,4 +1,4 @@
-"""The `voice-agent` command: serve, call, ingest, explain, warm, report, flow.
+"""The `voice-agent` command: serve, call, ingest, explain, warm, report, sql, flow.
 
 May import: voice_agent."""
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from voice_agent.cli import commands as run
+from voice_agent.cli import sql_command
 from voice_agent.cli.text_call import text_call
 from voice_agent.errors import ConfigError, KnowledgeBaseError
 
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--prompt-tokens", type=int, default=600, help="per LLM call")
     report.add_argument("--usd-per-million-tokens", type=float, default=0.60)
     report.set_defaults(run=run.report)
+
+    sql_command.add_parser(commands)
 
     flow = commands.add_parser("flow", help="check or draw flow files")
     flow_commands = flow.add_subparsers(dest="flow_command", required=True)

@@ -109,7 +109,9 @@ def build_observers(
         instance = f"{socket.gethostname()}-{os.getpid()}"
         tracer = otlp_tracer(settings.otlp_endpoint, settings.otel_service_name, instance)
         telemetry.exporters.append(tracer)
-    telemetry_file = TelemetryFile(settings.telemetry_file) if settings.telemetry_file else None
+    telemetry_file = None
+    if settings.telemetry_file:
+        telemetry_file = TelemetryFile(settings.telemetry_file, window_of=quality.window_of)
     if telemetry_file is not None:
         telemetry.exporters.append(telemetry_file)
         quality.score_listeners.append(telemetry_file.quality_scored)

@@ -92,6 +92,7 @@ class QualityTracker:
         self._scores: dict[str, deque[Weighted]] = {}
         self._by_state: dict[tuple[str, str], deque[Weighted]] = {}  # (source, state): shown
         self._status: dict[str, Status] = {}
+        self._judged: dict[str, tuple[Status, float]] = {}  # the latest score's: window_of
         self._tasks = TaskScope("quality")
         self.listeners: Listeners[[QualityAlert]] = Listeners("quality alert")
         # Exporters: (the turn, its score, the score's parts).
@@ -186,13 +187,14 @@ class QualityTracker:
             parts,
             notes,
         )
-        self.score_listeners.notify(event, result.score, result.parts)
         by_state = self._by_state.get((event.source, event.state))
         if by_state is None:
             by_state = self._by_state[(event.source, event.state)] = deque(maxlen=self._window)
         by_state.append((result.score, weight))
         self.scored += 1
         self.record(event.source, result.score, weight)
+        # After the window took the score: an exporter can write the status it left.
+        self.score_listeners.notify(event, result.score, result.parts)
 
     def record(self, source: str, score: float, weight: float = 1.0) -> None:
         """`weight`: how many answers the score stands for (1 / the rate it was drawn at)."""
@@ -200,12 +202,14 @@ class QualityTracker:
         if scores is None:
             scores = self._scores[source] = deque(maxlen=self._window)
         scores.append((score, weight))
-        if len(scores) < self._min_turns:
-            return
         mean = weighted_mean(scores)
+        if len(scores) < self._min_turns:
+            self._judged[source] = (self._status.get(source, "good"), round(mean, 1))
+            return
         status = self._judge(mean)
         before = self._status.get(source, "good")
         self._status[source] = status
+        self._judged[source] = (status, round(mean, 1))  # before a listener resets the window
         if _RANK[status] > _RANK[before]:  # each step down is told: degraded, then poor
             alert = QualityAlert(source, status, round(mean, 1), len(scores))
             log.warning(
@@ -224,6 +228,11 @@ class QualityTracker:
         if drop <= self.alert_threshold:
             return "good"
         return "degraded" if drop <= 2 * self.alert_threshold else "poor"
+
+    def window_of(self, source: str) -> tuple[Status, float | None]:
+        """A source's status and window mean as its latest score left them (None: no score
+        yet), even if an alert's listener started the window afresh since."""
+        return self._judged.get(source, ("good", None))
 
     def reset(self, source: str) -> None:
         """Start a source's window afresh (after a rollback, the old scores say nothing)."""
