@@ -25,7 +25,7 @@ endif
 LLAMA_KEY := $(shell printf '%s %s %s' '$(LLAMA_VERSION)' '$(ARCH)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 LLAMA_WHEELS ?= $(HOME)/.cache/voice-agent/wheels/llama-cpp-python-$(LLAMA_VERSION)-$(ARCH)-$(LLAMA_KEY)
 
-.PHONY: run test install servers lint typecheck unit bench tune clean llama-wheel
+.PHONY: run test install servers lint typecheck unit bench tune clean llama-wheel dashboard-assets
 
 run: install
 	$(VENV)/bin/voice-agent serve
@@ -43,13 +43,14 @@ unit: install servers
 	$(VENV)/bin/pytest
 
 # redis-server and haproxy for the tests of several processes (each test starts its own on
-# free loopback ports).
+# free loopback ports), and Chromium for the dashboard's browser tests (driven by Playwright's
+# Python package, pointed at Debian's browser: no browser download).
 servers:
-	@{ command -v redis-server && command -v haproxy; } >/dev/null || { \
+	@{ command -v redis-server && command -v haproxy && command -v chromium; } >/dev/null || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server haproxy \
-			>/dev/null; }
+			chromium >/dev/null; }
 
 bench: install
 	$(PY) bench/turn_latency.py
@@ -84,3 +85,12 @@ llama-wheel:
 
 clean:
 	rm -rf $(VENV)
+
+# The dashboard's chart library (uPlot), from the npm registry at the version web/dashboard's
+# lock file pins, copied into the package. The copy is committed, so neither `make run` nor a
+# pip install needs Node; run this after changing the pin (tests check the copy matches it).
+dashboard-assets:
+	cd web/dashboard && npm ci --no-audit --no-fund
+	cp web/dashboard/node_modules/uplot/dist/uPlot.iife.min.js \
+		web/dashboard/node_modules/uplot/dist/uPlot.min.css voice_agent/data/dashboard/vendor/
+	cp web/dashboard/node_modules/uplot/LICENSE voice_agent/data/dashboard/vendor/uPlot.LICENSE

@@ -1,12 +1,14 @@
-"""Who may use the service: API keys on every endpoint but /health and /ready (and /metrics,
-by a setting), admin keys on the endpoints that change it (flags, cache flush, ingest), JSON-only
-bodies where state changes, and the Origin of browser WebSockets.
+"""Who may use the service: API keys on every endpoint but /health, /ready and the dashboard's
+page and files (its data is behind the keys; /metrics is open by a setting), admin keys on the
+endpoints that change it (flags, cache flush, ingest), JSON-only bodies where state changes,
+and the Origin of browser WebSockets.
 
 A key is sent as `Authorization: Bearer <secret>`, `X-API-Key: <secret>` (`X-Vapi-Secret` too,
-Vapi's own header), or a `token` query parameter for frontends that cannot set headers (Retell's
-socket URL, Twilio's TwiML URL). Secrets are compared in constant time and never logged; what
-the logs and the audit log show is the key's name. With no keys configured the service is open,
-which `voice-agent serve` allows only on a loopback address unless told otherwise."""
+Vapi's own header), or a `token` query parameter for frontends that cannot set headers (a
+browser's WebSocket, Retell's socket URL, Twilio's TwiML URL). Secrets are compared in constant
+time and never logged; what the logs and the audit log show is the key's name. With no keys
+configured the service is open, which `voice-agent serve` allows only on a loopback address
+unless told otherwise."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from voice_agent.settings import Settings
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/health", "/ready"})
+OPEN_PATHS = frozenset({"/health", "/ready", "/dashboard", "/dashboard/access"})
+OPEN_PREFIXES = ("/dashboard/files/",)  # the page's scripts and styles: no data in them
 ADMIN_PREFIXES = ("/v1/admin/", "/v1/ingest")
 KEY_HEADERS = ("x-api-key", "x-vapi-secret")
 MIN_SECRET_CHARS = 16
@@ -164,7 +167,9 @@ class AccessMiddleware:
         if not policy.enabled:
             state["api_key"] = LOCAL
             return None
-        if path in OPEN_PATHS or (path == "/metrics" and policy.metrics_open):
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return None
+        if path == "/metrics" and policy.metrics_open:
             return None
         if path.startswith("/twilio/") and policy.twilio_signed:
             return None  # the relay's upgrade is checked against Twilio's signature

@@ -1,5 +1,5 @@
 """The ASGI app: one Service, its lifespan, and the routers (health, admin, calls, chat,
-Retell) that serve it."""
+Retell, the dashboard) that serve it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from voice_agent.server.build import build_service
 from voice_agent.server.calls import calls_router
 from voice_agent.server.chat import ChatCalls, chat_router
 from voice_agent.server.connection import ConnectionHandle
+from voice_agent.server.dashboard import dashboard_router, mount_files
 from voice_agent.server.health import health_router
 from voice_agent.server.limits import BodyLimit
 from voice_agent.server.retell import RetellCalls, retell_router
@@ -73,8 +74,11 @@ def create_app(
     app.add_middleware(BodyLimit, max_body_bytes=configured.max_body_bytes)
     app.add_middleware(AccessMiddleware, policy=access_policy(configured))
     app.add_middleware(ConnectionHandle)  # outermost: it needs the server's own `send`
-    for router in (health_router(), admin_router(), calls_router(), chat_router(), retell_router()):
+    routers = (health_router(), admin_router(), calls_router(), chat_router(), retell_router(),
+               dashboard_router())  # fmt: skip
+    for router in routers:
         app.include_router(router)
+    mount_files(app)
     app.add_exception_handler(RequestValidationError, invalid_request)
     return app
 

@@ -19,6 +19,7 @@ from voice_agent.telemetry.event import Telemetry
 from voice_agent.telemetry.file import TelemetryFile
 from voice_agent.telemetry.latency import LatencyTracker
 from voice_agent.telemetry.latency_slo import LatencyLimits, LatencySLO
+from voice_agent.telemetry.live_board import LiveBoard
 from voice_agent.telemetry.log import LogLines
 from voice_agent.telemetry.metrics import DogStatsdMetrics, PrometheusMetrics
 from voice_agent.telemetry.quality import QualityTracker
@@ -43,6 +44,7 @@ class Observers:
     telemetry: Telemetry
     slo: LatencySLO
     cloudwatch: CloudWatchEMF | None
+    board: LiveBoard
     tracer: TurnTracer | None = None
 
     async def aclose(self) -> None:
@@ -96,10 +98,23 @@ def build_observers(
         quality.score_listeners.append(exporter.quality_scored)
         slo.listeners.append(exporter.latency_alerted)
     stream = TelemetryStream()
+    board = LiveBoard(quality.snapshot)
+    quality.score_listeners.append(board.quality_scored)
+    shadow.listeners.append(board.shadow_compared)
+    quality.listeners.append(
+        lambda a: board.alerted(
+            "quality", a.source, f"{a.source} quality {a.status}: mean {a.mean}"
+        )
+    )
+    slo.listeners.append(
+        lambda a: board.alerted(
+            "latency", a.source, f"{a.source} first word over {a.limit_ms:.0f} ms ({a.kind})"
+        )
+    )
     # The trackers see each turn as it was; what writes it down sees it redacted.
     telemetry = Telemetry(
         [latency, slo, quality, shadow, *exporters],
-        [LogLines(), stream],
+        [LogLines(), stream, board],
         transcripts=settings.telemetry_transcripts,
     )
     tracer = None
@@ -118,5 +133,5 @@ def build_observers(
         shadow.listeners.append(telemetry_file.shadow_compared)
     return Observers(
         quality, shadow, latency, prometheus, statsd, telemetry_file, stream, telemetry, slo,
-        cloudwatch, tracer,
+        cloudwatch, board, tracer,
     )  # fmt: skip

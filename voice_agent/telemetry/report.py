@@ -200,3 +200,52 @@ def _quality_lines(s: dict[str, Any]) -> list[str]:
     else:
         lines.append("No quality scores in this file.")
     return lines
+
+
+def figures(rows: list[dict[str, Any]], pricing: Pricing) -> dict[str, Any]:
+    """The report's figures as JSON, for the dashboard's live comparison of recent turns."""
+    s = summarize(rows, pricing)
+    turns = max(len(s["turns"]), 1)
+
+    def spread(values: list[float]) -> dict[str, float] | None:
+        if not values:
+            return None
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return {
+            "n": len(values),
+            "p50": round(float(p50), 1),
+            "p95": round(float(p95), 1),
+            "p99": round(float(p99), 1),
+        }
+
+    similarities = s["similarities"]
+    return {
+        "turns": len(s["turns"]),
+        "calls": s["calls"],
+        "modes": s["modes"],
+        "served": spread(s["served_ms"]),
+        "would_be": spread(s["would_be_ms"]),
+        "served_by_source": {k: spread(v) for k, v in s["served_by_source"].items()},
+        "quality": {
+            k: {
+                "n": len(v),
+                "mean": round(float(np.mean(v)), 1),
+                "p10": round(float(np.percentile(v, 10)), 1),
+            }
+            for k, v in s["quality"].items()
+        },
+        "fast_share": round(s["fast_turns"] / turns, 3),
+        "cache_hit_rate": round(s["cache_hits"] / turns, 3),
+        "llm_calls_saved": s["fast_turns"],
+        "tokens_saved": round(s["tokens_saved"]),
+        "cost_saved_usd": round(s["cost_saved"], 4),
+        "shadow_similarity": (
+            {
+                "n": len(similarities),
+                "median": round(float(np.median(similarities)), 3),
+                "lowest": round(float(min(similarities)), 3),
+            }
+            if similarities
+            else None
+        ),
+    }
