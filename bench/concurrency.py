@@ -16,10 +16,11 @@ paraphrases from bench/data/faq_paraphrases.yaml); `--mix fixed` replays the few
 the runs before 2026-12-06. The CPU of the load generator and of the model stand-in is reported
 beside the service's: on a small machine they share its cores. `--workers N` runs
 `serve --workers N` with a redis-server; `--profile FILE` writes py-spy's samples of the last
-level (py-spy installed separately: `pip install py-spy`).
+level (py-spy installed separately: `pip install py-spy`); `--dashboard` polls the dashboard's
+data once a second during each level, as the page does, and times it.
 
     .venv/bin/python bench/concurrency.py [--levels 1,4,16,32] [--backend remote|local]
-        [--mix varied|fixed] [--workers N] [--profile prof.txt]
+        [--mix varied|fixed] [--workers N] [--profile prof.txt] [--dashboard]
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dashboard_poll import Polls, poll_live
 from turn_latency import percentile, timed_turn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +166,22 @@ async def level(
     )
     failed = sum(isinstance(o, BaseException) for o in outcomes)
     return [r for o in outcomes if isinstance(o, list) for r in o], failed
+
+
+async def polled_level(
+    url: str, calls: int, turns: int, pause_s: float, pools: Pools, dashboard: str | None
+) -> tuple[list[dict], int, Polls | None]:
+    """A level, with `dashboard` (the service's http URL) the dashboard's poll timed once a
+    second while its calls run."""
+    if dashboard is None:
+        return (*await level(url, calls, turns, pause_s, pools), None)
+    stop = asyncio.Event()
+    poller = asyncio.ensure_future(poll_live(dashboard, stop))
+    try:
+        results, failed = await level(url, calls, turns, pause_s, pools)
+    finally:
+        stop.set()
+    return results, failed, await poller
 
 
 def summary(source: str, results: list[dict]) -> str:
@@ -288,6 +306,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="serve --workers (with Redis)")
     parser.add_argument("--profile", type=Path, help="py-spy samples of the last level, here")
+    parser.add_argument(
+        "--dashboard", action="store_true",
+        help="poll /v1/dashboard/live once a second during each level, as the page does",
+    )  # fmt: skip
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     pools = varied_pools() if args.mix == "varied" else FIXED
@@ -335,6 +357,7 @@ def main() -> None:
         http_url = f"http://127.0.0.1:{port}"
         pid = stack.enter_context(process(serve, env, http_url + "/ready"))
         url = f"ws://127.0.0.1:{port}/v1/calls"
+        dashboard_lines: list[str] = []
         for calls in levels:
             last = calls == levels[-1]
             (cpu, loop_cpu), wall = tree_cpu_seconds(pid), time.monotonic()
@@ -342,7 +365,12 @@ def main() -> None:
             load_cpu = sum(os.times()[:2])
             before = scored_so_far(http_url, args.workers)
             with profiled(pid, args.profile if last else None):
-                results, failed = asyncio.run(level(url, calls, args.turns, args.pause_s, pools))
+                dashboard = http_url if args.dashboard else None
+                results, failed, polls = asyncio.run(
+                    polled_level(url, calls, args.turns, args.pause_s, pools, dashboard)
+                )
+                if polls is not None:
+                    dashboard_lines.append(f"- {calls} calls: {polls.summary()}")
             took = time.monotonic() - wall
             cpu_after, loop_after = tree_cpu_seconds(pid)
             busy = (cpu_after - cpu) / took
@@ -368,6 +396,9 @@ def main() -> None:
                 f"{per_turn:.1f} / {loop_per_turn:.1f} | {scored} / {skipped} | {encoder} |",
                 flush=True,
             )
+        if dashboard_lines:
+            print("\nThe dashboard's poll (/v1/dashboard/live, once a second) during each level:")
+            print("\n".join(dashboard_lines))
 
 
 def stand_in_model() -> None:

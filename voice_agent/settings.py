@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     # Calls on sockets at once, in this process and per API key: past it a new call is closed
     # with 1013 and /ready says 503, so the balancer sends calls elsewhere (0: no limit).
     max_calls: int = _env("VOICE_AGENT_MAX_CALLS", default=500, ge=0)
+    # Calls the dashboard keeps (their last turns), the least recently heard dropped first:
+    # above the calls a process takes at once, so a call on the line is never dropped.
+    dashboard_calls: int = _env("VOICE_AGENT_DASHBOARD_CALLS", default=1500, ge=10)
     max_calls_per_key: int = _env("VOICE_AGENT_MAX_CALLS_PER_KEY", default=0, ge=0)
     # An HTTP request's body (chat completions, explain, ingest): 413 past it.
     max_body_bytes: int = _env("VOICE_AGENT_MAX_BODY_BYTES", default=1_048_576, ge=1024)

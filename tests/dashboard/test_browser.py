@@ -33,7 +33,9 @@ KEYS = {"VOICE_AGENT_API_KEYS": f"viewer:{VIEWER}", "VOICE_AGENT_ADMIN_KEYS": f"
 SMALL_TALK = ["Hi there", "Thanks a lot", "Hold on a second", "Are you a real person?"]
 FAQ = ["Is there parking?", "Where are you located?", "What is your fax number?",
        "How long does a refill take?", "Do you take Aetna?"]  # fmt: skip
-TURNS = 20  # a turn a second or so: the load lasts about 20 s
+# A turn a second or so: the load lasts about 20 s, longer on a machine told to be slow, so
+# the charts fill while it still runs.
+TURNS = round(20 * scaled(1.0))
 KNOWLEDGE = ["Do you carry medication for pets?", "Can I get my prescriptions by mail?",
              "Where can I dispose of old medication?", "Do you sell blood pressure monitors?",
              "What languages do your pharmacists speak?",
@@ -69,7 +71,7 @@ async def enter_key(page: Page, url: str, key: str) -> None:
     await page.wait_for_selector("#key-form:not([hidden])", timeout=scaled(10) * 1000)
     await page.fill("#key", key)
     await page.click("#key-form button[type=submit]")
-    await page.wait_for_function("window.dashboard.polls > 0", timeout=scaled(10) * 1000)
+    await page.wait_for_function("() => window.dashboard.polls > 0", timeout=scaled(10) * 1000)
 
 
 async def scripted_call(url: str, n: int, turns: int, rng: random.Random) -> list[str]:
@@ -184,7 +186,7 @@ async def test_the_console_holds_a_conversation(dashboard_service: Service, runn
             await page.fill("#console-text", line)
             await page.click("#console-send")
             await page.wait_for_function(
-                f"document.querySelectorAll('#console-log .agent').length > {n}",
+                f"() => document.querySelectorAll('#console-log .agent').length > {n}",
                 timeout=scaled(15) * 1000,
             )
         log = await page.inner_text("#console-log")
@@ -209,23 +211,28 @@ async def test_the_rollback_switch_puts_the_next_turn_in_shadow(
         await page.wait_for_selector("#console-text:not([disabled])", timeout=scaled(10) * 1000)
         await page.fill("#console-text", "Is there parking?")
         await page.click("#console-send")
-        await page.wait_for_function("document.querySelectorAll('#console-log .agent').length > 0")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#console-log .agent').length > 0"
+        )
         await page.click("#rollback")
         await page.wait_for_function(
-            "document.getElementById('mode').textContent === 'mode shadow'",
+            "() => document.getElementById('mode').textContent === 'mode shadow'",
             timeout=scaled(10) * 1000,
         )
         await page.fill("#console-text", "Is there parking?")
         await page.click("#console-send")
-        await page.wait_for_function("document.querySelectorAll('#console-log .agent').length > 1")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#console-log .agent').length > 1"
+        )
         lines = await page.locator("#console-log .meta").all_inner_texts()
         # The call opens with the shadow turn's would-be answer beside the served one.
         await dashboard_service.shadow.drain(scaled(10))
         row = page.locator('#calls-active tr[data-call^="console-"]')
         await row.wait_for(timeout=scaled(10) * 1000)
         await page.wait_for_function(
-            "document.querySelector('#calls-active tr[data-call^=\"console-\"] td:nth-child(4)')"
-            ".textContent === '2'", timeout=scaled(10) * 1000,
+            "() => document.querySelector("
+            "'#calls-active tr[data-call^=\"console-\"] td:nth-child(4)').textContent === '2'",
+            timeout=scaled(10) * 1000,
         )  # fmt: skip
         await row.click()
         await page.wait_for_selector("#call-detail .turn .wouldbe", timeout=scaled(10) * 1000)
@@ -241,3 +248,26 @@ async def test_the_rollback_switch_puts_the_next_turn_in_shadow(
     assert audit[-1]["new"] == {"mode": "shadow"} and "oncall" in audit[-1]["who"]
     # The viewer's refusal is the one console error: the browser logs the 403 it got.
     assert all("403" in e for e in errors), errors
+
+
+async def test_callers_words_are_shown_as_text_never_as_markup(
+    dashboard_service: Service, running: Any
+) -> None:
+    payload = 'Hi there <img src="x" id="injected"> <b>bold</b>'
+    async with running(dashboard_service) as url, browser_page() as (page, errors):
+        await enter_key(page, url, VIEWER)
+        ws_url = url.replace("http://", "ws://") + f"/v1/calls?token={VIEWER}"
+        async with websockets.connect(ws_url) as ws:
+            await ws.send(json.dumps({"type": "call.start", "call_id": "markup"}))
+            await ws.recv()
+            await ws.send(json.dumps({"type": "user.utterance", "text": payload}))
+            while json.loads(await ws.recv())["type"] != "agent.done":
+                pass
+            row = page.locator('tr[data-call="markup"]')
+            await row.wait_for(timeout=scaled(10) * 1000)
+            await row.click()
+            await page.wait_for_selector("#call-detail .turn", timeout=scaled(10) * 1000)
+            shown = await page.inner_text("#call-detail .turn .said")
+            injected = await page.locator("#call-detail #injected, #call-detail b").count()
+    assert payload in shown and injected == 0
+    assert errors == []

@@ -4,12 +4,13 @@ with quality and shadow joined, and the comparison is the report's figures."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from voice_agent.telemetry.event import TurnEvent
-from voice_agent.telemetry.live_board import KEEP_CALLS, KEEP_S, LiveBoard
+from voice_agent.telemetry.live_board import KEEP_S, LiveBoard
 from voice_agent.types import WouldBe
 
 
@@ -31,9 +32,12 @@ def turn(call: str, n: int, source: str, first_ms: float, **fields: Any) -> Turn
     )  # fmt: skip
 
 
+KEEP_CALLS = 40
+
+
 def board_at(clock: Clock) -> LiveBoard:
     windows = {"quick": {"mean": 91.5, "scored": 12}, "llm": {"mean": 0.0, "scored": 0}}
-    return LiveBoard(lambda: windows, clock)  # type: ignore[arg-type,return-value]
+    return LiveBoard(lambda: windows, clock, keep_calls=KEEP_CALLS)  # type: ignore[arg-type,return-value]
 
 
 def test_a_seconds_turns_become_one_point_once_the_second_is_over() -> None:
@@ -64,21 +68,25 @@ def test_points_are_kept_for_the_longest_window_only() -> None:
     assert len(points) == KEEP_S and points[-1]["t"] == int(clock.now) - 1
 
 
-def test_calls_are_listed_active_first_and_bounded() -> None:
+def test_calls_are_listed_active_first_and_the_least_recently_heard_dropped() -> None:
     clock = Clock()
     board = board_at(clock)
+    board.turn_served(turn("long-call", 1, "quick", 3.0))
     for n in range(KEEP_CALLS + 5):
         board.turn_served(turn(f"call-{n}", 1, "quick", 3.0))
+        if n % 10 == 0:  # the long call speaks now and then, so it is never the one dropped
+            board.turn_served(turn("long-call", 2 + n, "quick", 3.0))
+    assert board.call("long-call") is not None
     newest = f"call-{KEEP_CALLS + 4}"
     listed = board.calls({"call-2", "call-7", newest}, limit=10)
     assert listed["active_count"] == 3
-    # call-2 was among the five oldest, no longer kept: the count says it is there
+    # call-2 was among the oldest heard, no longer kept: the count says it is there
     assert [c["call_id"] for c in listed["active"]] == [newest, "call-7"]
     assert all(c["active"] for c in listed["active"])
     assert (
         len(listed["recent"]) == 10 and listed["recent"][0]["call_id"] == f"call-{KEEP_CALLS + 3}"
     )
-    assert board.call("call-4") is None and board.call("call-5") is not None
+    assert board.call("call-5") is None and board.call("call-6") is not None
 
 
 def test_a_call_opens_into_its_turns_with_quality_and_shadow_joined() -> None:
@@ -94,18 +102,18 @@ def test_a_call_opens_into_its_turns_with_quality_and_shadow_joined() -> None:
     assert record["would_be"]["source"] == "cache"
 
 
-def test_the_comparison_is_the_reports_figures_and_is_not_remade_every_ask() -> None:
+async def test_the_comparison_is_the_reports_figures_and_is_not_remade_every_ask() -> None:
     clock = Clock()
     board = board_at(clock)
     for n in range(10):
         board.turn_served(turn(f"c{n}", 1, "quick" if n < 6 else "llm", 5.0 if n < 6 else 300.0))
-    first = board.comparison()
+    first = await board.comparison()
     assert first["turns"] == 10 and first["fast_share"] == 0.6 and first["llm_calls_saved"] == 6
     assert first["served_by_source"]["llm"]["n"] == 4
     board.turn_served(turn("late", 1, "llm", 300.0))
-    assert board.comparison()["turns"] == 10  # within COMPARISON_EVERY_S: the same figures
+    assert (await board.comparison())["turns"] == 10  # within COMPARISON_EVERY_S: kept
     clock.now += 3
-    assert board.comparison()["turns"] == 11
+    assert (await board.comparison())["turns"] == 11
 
 
 def test_alerts_keep_their_time_and_text() -> None:
@@ -120,3 +128,12 @@ def test_alerts_keep_their_time_and_text() -> None:
             "text": "cache quality poor: mean 55.0",
         }
     ]
+
+
+async def test_the_comparison_counts_turns_written_down_without_words() -> None:
+    """With transcripts off the turns reach the board with no question; they still count."""
+    board = board_at(Clock())
+    for n in range(4):
+        board.turn_served(replace(turn(f"c{n}", 1, "cache", 2.0), question=None, answer=""))
+    figures = await board.comparison()
+    assert figures["turns"] == 4 and figures["llm_calls_saved"] == 4

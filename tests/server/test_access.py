@@ -6,6 +6,7 @@ the admin key, and an open service will not listen beyond loopback."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import websockets
 from voice_agent.cli import main
 from voice_agent.errors import ConfigError
 from voice_agent.server.access import access_policy, check_exposure, parse_keys
+from voice_agent.server.app import create_app
 from voice_agent.server.service import Service
 from voice_agent.settings import load_settings
 
@@ -126,3 +128,28 @@ def test_keys_are_checked_at_start_up_and_an_open_service_stays_on_loopback(
     # The command refuses before loading any model.
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "not a loopback address" in capsys.readouterr().err
+
+
+def test_keys_sent_as_token_never_reach_uvicorns_log_lines() -> None:
+    from voice_agent.server.workers import uvicorn_config
+
+    uvicorn_config(create_app(load_settings()), load_settings())
+    secret = "abcdefghijklmnop1234"
+    lines: list[str] = []
+    seen = logging.Handler()
+    seen.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "uvicorn.access")]
+    for logger in loggers:  # uvicorn's loggers do not propagate: listen on them directly
+        logger.addHandler(seen)
+    try:
+        loggers[0].info(
+            '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000", f"/v1/calls?flow=qa&token={secret}"
+        )
+        loggers[1].info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/x?token={secret}&a=1", "1.1", 200
+        )
+    finally:
+        for logger in loggers:
+            logger.removeHandler(seen)
+    assert len(lines) == 2 and all(secret not in line for line in lines)
+    assert "/v1/calls?flow=qa&token=[redacted]" in lines[0] and "token=[redacted]&a=1" in lines[1]

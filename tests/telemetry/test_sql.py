@@ -2,22 +2,25 @@
 LATENCY_DASHBOARD.md shows) gives what the same question computed in Python from the raw lines
 gives.
 
-The recording (data/recorded_run.jsonl) is the service's own file from two load runs of
-2026-12-06, 168 turns: small talk, FAQ paraphrases and knowledge-base questions over a model
-stand-in answering in 0.3 s, then 12 calls over one answering in 4 s (fallbacks, and the
-fallback source's quality poor). Remade with:
+The recording (data/recorded_run.jsonl) is the service's own file from three load runs of
+2026-12-06, 216 turns: small talk, FAQ paraphrases and knowledge-base questions over a model
+stand-in answering in 0.3 s; 12 calls over one answering in 4 s (fallbacks, and the fallback
+source's quality poor); 8 calls in shadow mode (would-be answers scored, shadow comparisons).
+Remade with:
 
     VOICE_AGENT_TELEMETRY_FILE=run.jsonl .venv/bin/python bench/concurrency.py \\
         --levels 16 --turns 6 --pause-s 0.5
     VOICE_AGENT_TELEMETRY_FILE=run.jsonl .venv/bin/python bench/concurrency.py \\
         --levels 12 --turns 6 --pause-s 0.5 --model-first-token-s 4
+    LATENCY_OPTIMIZATION_MODE=shadow VOICE_AGENT_TELEMETRY_FILE=run.jsonl \\
+        .venv/bin/python bench/concurrency.py --levels 8 --turns 6 --pause-s 0.5
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ RECORDED = Path(__file__).parent / "data" / "recorded_run.jsonl"
 LINES = [json.loads(line) for line in RECORDED.read_text().splitlines()]
 TURNS = [r for r in LINES if r["type"] == "turn"]
 SCORES = [r for r in LINES if r["type"] == "quality"]
-LATEST = datetime.fromtimestamp(max(r["at"] for r in LINES), UTC)
+LATEST = datetime.fromtimestamp(max(r["at"] for r in LINES if "at" in r), UTC)
 
 
 def saved(name: str, now: datetime | None = LATEST) -> list[dict[str, Any]]:
@@ -61,7 +64,7 @@ def close(a: float | None, b: float | None) -> bool:
 
 def test_the_recording_has_every_source_and_a_poor_window() -> None:
     assert {r["source"] for r in TURNS} == {"quick", "cache", "llm", "fallback"}
-    assert {r.get("status") for r in SCORES} == {"good", "poor"}
+    assert {r.get("status") for r in SCORES} == {"good", "degraded", "poor"}
 
 
 def test_latency_by_source_matches_the_lines() -> None:
@@ -111,14 +114,26 @@ def test_p95_by_stage_leaves_out_stages_that_did_not_run() -> None:
             assert rows[source]["llm_first_token_p95_ms"] is None
 
 
-def test_quality_by_source_matches_the_scores() -> None:
-    rows = {row["source"]: row for row in saved("quality_by_source")}
-    for source, scores in by(SCORES, "source").items():
-        row = rows[source]
-        assert row["would_be"] is False and row["scored"] == len(scores)
+def test_quality_by_source_matches_the_scores_and_keeps_would_be_answers_apart() -> None:
+    rows = {(row["source"], row["would_be"]): row for row in saved("quality_by_source")}
+    groups: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for score in SCORES:
+        groups[(score["source"], score["would_be"])].append(score)
+    assert set(rows) == set(groups) and any(would_be for _, would_be in groups)
+    for key, scores in groups.items():
+        row = rows[key]
+        assert row["scored"] == len(scores)
         assert close(row["mean_score"], float(np.mean([s["score"] for s in scores])))
         relevance = [s["parts"]["relevance"] for s in scores]
         assert row["relevance"] == pytest.approx(np.mean(relevance), abs=0.0006)
+
+
+def test_shadow_turns_and_their_comparisons_read_as_written() -> None:
+    db = sql.connect([str(RECORDED)])
+    _, modes = sql.run(db, "SELECT mode, count(*) FROM latency_logs GROUP BY mode ORDER BY mode")
+    assert modes == sorted(Counter(t["mode"] for t in TURNS).items())
+    _, shadow = sql.run(db, "SELECT count(*) FROM telemetry WHERE type = 'shadow'")
+    assert shadow == [(sum(r["type"] == "shadow" for r in LINES),)] and shadow[0][0] > 0
 
 
 def test_degraded_windows_count_five_minute_windows_at_their_worst() -> None:
@@ -180,5 +195,7 @@ def test_the_command_prints_a_saved_query_and_refuses_bad_sql(
     assert main(["sql", str(RECORDED), "-q", "SELECT nothing FROM latency_logs"]) == 2
     assert "nothing" in capsys.readouterr().err
     assert main(["sql", str(RECORDED), "--saved", "nope"]) == 2
+    assert main(["sql", str(RECORDED), "-q", "  "]) == 2
+    assert "no query given" in capsys.readouterr().err
     assert main(["sql", str(RECORDED), "-q", "SELECT 1", "--now", "2026-12-06T10:00"]) == 2
     assert "time zone" in capsys.readouterr().err

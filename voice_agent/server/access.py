@@ -6,14 +6,15 @@ and the Origin of browser WebSockets.
 A key is sent as `Authorization: Bearer <secret>`, `X-API-Key: <secret>` (`X-Vapi-Secret` too,
 Vapi's own header), or a `token` query parameter for frontends that cannot set headers (a
 browser's WebSocket, Retell's socket URL, Twilio's TwiML URL). Secrets are compared in constant
-time and never logged; what the logs and the audit log show is the key's name. With no keys
-configured the service is open, which `voice-agent serve` allows only on a loopback address
-unless told otherwise."""
+time and never logged (uvicorn's lines have `token=` values replaced); what the logs and the
+audit log show is the key's name. With no keys configured the service is open, which
+`voice-agent serve` allows only on a loopback address unless told otherwise."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -186,3 +187,29 @@ class AccessMiddleware:
 def key_of(connection: HTTPConnection) -> str:
     """The name of the key a request or socket came with; `local` when keys are off."""
     return str(connection.scope.get("state", {}).get("api_key", LOCAL))
+
+
+class KeysOutOfLogs(logging.Filter):
+    """uvicorn logs each request and socket with its query string, where a frontend that cannot
+    set headers sends its key (`token=`): the value is replaced before the line is written."""
+
+    TOKEN = re.compile(r"([?&]token=)[^&\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        record.msg = self._clean(record.msg)
+        return True
+
+    def _clean(self, value: object) -> object:
+        if isinstance(value, str) and "token=" in value:
+            return self.TOKEN.sub(r"\1[redacted]", value)
+        return value
+
+
+def keep_keys_out_of_logs() -> None:
+    """On uvicorn's loggers, once per process."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, KeysOutOfLogs) for f in logger.filters):
+            logger.addFilter(KeysOutOfLogs())

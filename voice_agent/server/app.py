@@ -39,6 +39,9 @@ def create_app(
     if service is None and settings is None:
         raise ValueError("create_app needs settings or a service")
 
+    configured = settings if settings is not None else service.settings  # type: ignore[union-attr]
+    policy = access_policy(configured)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = service is None or owns_service
@@ -51,6 +54,7 @@ def create_app(
             max_calls_per_key=svc.settings.max_calls_per_key,
             calls_changed=svc.prometheus.active_calls.set,
             process=process_identity(svc.settings.workers),
+            access=policy,
         )
         app.state.voice_agent = state
         fleet_calls = fleet_call_counts(svc.settings, state)
@@ -70,9 +74,8 @@ def create_app(
                 await svc.aclose()
 
     app = FastAPI(title="voice-agent", lifespan=lifespan)
-    configured = settings if settings is not None else service.settings  # type: ignore[union-attr]
     app.add_middleware(BodyLimit, max_body_bytes=configured.max_body_bytes)
-    app.add_middleware(AccessMiddleware, policy=access_policy(configured))
+    app.add_middleware(AccessMiddleware, policy=policy)
     app.add_middleware(ConnectionHandle)  # outermost: it needs the server's own `send`
     routers = (health_router(), admin_router(), calls_router(), chat_router(), retell_router(),
                dashboard_router())  # fmt: skip

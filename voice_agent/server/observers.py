@@ -98,7 +98,7 @@ def build_observers(
         quality.score_listeners.append(exporter.quality_scored)
         slo.listeners.append(exporter.latency_alerted)
     stream = TelemetryStream()
-    board = LiveBoard(quality.snapshot)
+    board = LiveBoard(quality.snapshot, keep_calls=settings.dashboard_calls)
     quality.score_listeners.append(board.quality_scored)
     shadow.listeners.append(board.shadow_compared)
     quality.listeners.append(

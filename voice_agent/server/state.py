@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
+from voice_agent.server.access import AccessPolicy
+
 if TYPE_CHECKING:
     from voice_agent.server.chat import ChatCalls
     from voice_agent.server.retell import RetellCalls
@@ -39,6 +41,9 @@ class AppState:
     # Told the number of open calls whenever it changes (the metrics' gauge).
     calls_changed: Callable[[int], None] = lambda count: None
     process: dict[str, object] = field(default_factory=dict)  # which process this is (/health)
+    access: AccessPolicy = field(
+        default_factory=AccessPolicy
+    )  # the keys, as the middleware has them
 
     def __post_init__(self) -> None:
         self.idle.set()

@@ -32,6 +32,7 @@ from fastapi import FastAPI
 
 from voice_agent.errors import ConfigError
 from voice_agent.llm.supervisor import describe_exit, restart_delay
+from voice_agent.server.access import keep_keys_out_of_logs
 from voice_agent.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ HEALTHY_AFTER_S = 60.0  # a worker serving this long ends its crash streak
 
 
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -52,6 +53,8 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         ws_max_size=settings.max_frame_bytes * 16,
         log_level=settings.log_level.lower(),
     )
+    keep_keys_out_of_logs()  # after the config, which sets uvicorn's loggers up
+    return config
 
 
 def serve_one(

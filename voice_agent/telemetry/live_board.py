@@ -3,18 +3,20 @@ second's turns become one point (turns, first-word p50/p95 per source, cache loo
 LLM calls saved, stage sums, the quality windows' means), the last `KEEP_S` seconds are kept,
 and the page asks only for the points after the last one it has. Calls are kept as their
 turns (the file's records, redacted as written down), quality scores and shadow comparisons
-joined to them, for the last `KEEP_CALLS` calls.
+joined to them, for the calls heard from most recently (`dashboard_calls`, more than the
+calls a process takes at once, so an active call is never the one dropped).
 
 An exporter: it sees turns as they may be written down, and never changes what a call does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,8 +25,8 @@ from voice_agent.telemetry.log import turn_record
 from voice_agent.telemetry.report import Pricing, figures
 
 KEEP_S = 900  # seconds of points: the longest window the page offers (15 minutes)
-KEEP_CALLS = 300
-KEEP_TURNS = 60  # a call's latest turns
+KEEP_CALLS = 1500  # calls kept, least recently heard dropped first (`dashboard_calls`)
+KEEP_TURNS = 30  # a call's latest turns
 KEEP_ALERTS = 50
 KEEP_RECORDS = 3000  # turn, quality and shadow records for the live comparison
 FAST = ("quick", "cache")
@@ -45,7 +47,9 @@ class Second:
     quality: dict[str, float] = field(default_factory=dict)  # window means, when closed
 
     def add(self, source: str, latency_ms: dict[str, float], cache: str | None) -> None:
-        self.first_ms.setdefault(source, []).append(latency_ms.get("first_token", 0.0))
+        first = latency_ms.get("first_token")
+        if first is not None:
+            self.first_ms.setdefault(source, []).append(first)
         if cache is not None:
             self.cache_lookups += 1
             self.cache_hits += cache == "hit"
@@ -57,7 +61,8 @@ class Second:
     def point(self) -> dict[str, Any]:
         """The second as the page draws it."""
         turns = {s: len(v) for s, v in self.first_ms.items()}
-        every = [ms for values in self.first_ms.values() for ms in values]
+        # "all" is the answers' first word, as the report counts it: the flow's own lines apart.
+        every = [ms for s, values in self.first_ms.items() if s != "flow" for ms in values]
         p50 = {s: round(float(np.percentile(v, 50)), 1) for s, v in self.first_ms.items()}
         p95 = {s: round(float(np.percentile(v, 95)), 1) for s, v in self.first_ms.items()}
         if every:
@@ -105,8 +110,10 @@ class LiveBoard:
         self,
         quality_windows: Callable[[], dict[str, dict[str, object]]] = dict,
         clock: Callable[[], float] = time.time,
+        keep_calls: int = KEEP_CALLS,
     ) -> None:
         self._quality_windows = quality_windows
+        self._keep_calls = keep_calls
         self._clock = clock
         self._points: deque[dict[str, Any]] = deque(maxlen=KEEP_S)
         self._open: Second | None = None
@@ -126,7 +133,7 @@ class LiveBoard:
         if trace is None:
             trace = CallTrace(event.call_id, event.flow, event.at, event.at, event.mode)
             self._calls[event.call_id] = trace
-            while len(self._calls) > KEEP_CALLS:
+            while len(self._calls) > self._keep_calls:
                 self._calls.popitem(last=False)
         self._calls.move_to_end(event.call_id)
         trace.last_at, trace.mode = event.at, event.mode
@@ -176,12 +183,15 @@ class LiveBoard:
             return None
         return {**trace.summary(False), "turn_records": list(trace.turns)}
 
-    def comparison(self) -> dict[str, Any]:
-        """`voice-agent report`'s figures over the recent records (remade every few seconds:
-        the page asks often, the figures move slowly)."""
+    async def comparison(self) -> dict[str, Any]:
+        """`voice-agent report`'s figures over the recent records, made on a worker thread
+        (a few milliseconds of Python that must not hold the calls' loop) at most every
+        COMPARISON_EVERY_S: the page asks often, the figures move slowly."""
         now = self._clock()
         if self._comparison is None or now - self._comparison[0] >= COMPARISON_EVERY_S:
-            self._comparison = (now, figures(list(self.records), Pricing()))
+            rows = list(self.records)  # copied on the loop, where the deque changes
+            made = await asyncio.to_thread(figures, rows, Pricing())
+            self._comparison = (now, made)
         return self._comparison[1]
 
     # -- inside ------------------------------------------------------------------------------
@@ -194,7 +204,7 @@ class LiveBoard:
         if current is not None:
             windows = self._quality_windows()
             current.quality = {
-                source: float(str(window["mean"]))
+                source: cast(float, window["mean"])
                 for source, window in windows.items()
                 if window.get("scored")
             }

@@ -48,8 +48,9 @@ def _percentiles(values: list[float]) -> str:
 
 
 def _answered(turns: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Turns the tiers answered (not the flow's own lines)."""
-    return [t for t in turns if t.get("question") and t["source"] != "flow"]
+    """Turns the tiers answered (not the flow's own lines), told by their source, so a file
+    written with transcripts off (no question kept) counts the same turns."""
+    return [t for t in turns if t["source"] != "flow"]
 
 
 def summarize(rows: list[dict[str, Any]], pricing: Pricing) -> dict[str, Any]:

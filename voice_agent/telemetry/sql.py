@@ -14,7 +14,7 @@ imported), as three views:
   `consistency`, `intent` (NULL where the score had no such part) and `parts` (a map),
   `would_be` (a fast tier's answer scored in shadow mode, not served), `status` and
   `window_mean` (the source's quality status once the score joined its window: good, degraded,
-  poor; NULL in files from before 2026-12-06).
+  poor; NULL in lines written by a service that did not record them).
 - `telemetry`: the lines as written, for anything the two leave out.
 
 `log_now()` is the time "now" in queries such as "the last 24 hours": the current time, or the
@@ -147,6 +147,8 @@ def latest(db: duckdb.DuckDBPyConnection) -> datetime | None:
 
 def run(db: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """A query's column names and rows (of its last statement, if it has several)."""
+    if not query.strip():
+        raise ValueError("no query given")
     try:
         result = db.execute(query)
     except duckdb.Error as exc:

@@ -21,6 +21,8 @@ const state = {
   openCall: null,
   polls: 0,
   polling: false,
+  inFlight: false,
+  process: null, // the process whose figures are shown
 };
 
 const $ = (id) => document.getElementById(id);
@@ -141,21 +143,32 @@ function drawStages(points) {
   const top = Math.max(1, ...means.map((m) => m[1]));
   $("stages").innerHTML = means.length ? means.map(([stage, ms, n]) =>
     `<div class="bar" data-stage="${esc(stage)}"><span class="name">${esc(stage)}</span>` +
-    `<span class="fill" style="width:${Math.max(2, (200 * ms) / top)}px"></span>` +
+    `<span class="fill" data-width="${Math.max(2, (200 * ms) / top).toFixed(0)}"></span>` +
     `<span>${ms.toFixed(1)} ms (${n} turns)</span></div>`).join("")
     : '<span class="muted">no turns in the window</span>';
+  for (const fill of $("stages").querySelectorAll(".fill")) fill.style.width = `${fill.dataset.width}px`;
 }
 
 // -- polling ---------------------------------------------------------------------------------
 
 async function poll() {
+  if (state.inFlight) return; // one poll at a time: two with the same `after` would add twice
+  state.inFlight = true;
   try {
     const response = await api(`/v1/dashboard/live?after=${state.last}`);
     if (!response.ok) throw new Error(`live: HTTP ${response.status}`);
     const live = await response.json();
     $("key-form").hidden = true;
-    for (const point of live.points) state.points.push(point);
-    if (live.points.length) state.last = live.points[live.points.length - 1].t;
+    // With `serve --workers N` each process keeps its own figures: when another one answers,
+    // start afresh rather than mix two processes' seconds.
+    const process = JSON.stringify(live.process);
+    if (state.process !== null && process !== state.process) {
+      state.points = []; state.last = 0;
+    }
+    state.process = process;
+    for (const point of live.points) {
+      if (point.t > state.last) { state.points.push(point); state.last = point.t; }
+    }
     state.last = Math.max(state.last, Math.floor(live.now) - 1);
     while (state.points.length && state.points[0].t <= state.last - KEEP_S) state.points.shift();
     state.lines = live.quality_lines;
@@ -165,9 +178,12 @@ async function poll() {
     fillFlows(live.flows, live.default_flow);
     draw();
     state.polls += 1;
-    $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    const worker = live.process && live.process.workers > 1 ? `, process ${live.process.name}` : "";
+    $("status").textContent = `updated ${new Date().toLocaleTimeString()}${worker}`;
   } catch (error) {
     $("status").textContent = String(error.message || error);
+  } finally {
+    state.inFlight = false;
   }
 }
 
@@ -239,7 +255,14 @@ function showComparison(c) {
 
 async function openCall(callId) {
   const response = await api(`/v1/dashboard/calls/${encodeURIComponent(callId)}`);
-  if (!response.ok) return;
+  if (!response.ok) {
+    $("call-panel").hidden = false;
+    $("call-title").textContent = callId;
+    $("call-detail").textContent = response.status === 404
+      ? "this process no longer keeps that call (or, with several workers, another one served it)"
+      : `HTTP ${response.status}`;
+    return;
+  }
   const call = await response.json();
   state.openCall = callId;
   $("call-panel").hidden = false;
