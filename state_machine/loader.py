@@ -22,16 +22,17 @@ from state_machine.model import (
 )
 
 
-class _YamlLoader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
     """YAML 1.1 reads on/off/yes/no as booleans, which would turn the `on:` key of a state
-    into True; flows only know true and false."""
+    into True (and a caller's "yes" in a scenario file into a boolean); flows only know true
+    and false."""
 
 
-_YamlLoader.yaml_implicit_resolvers = {
+YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_YamlLoader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
@@ -271,8 +272,8 @@ def _with_reprompts(state: State, count: int) -> State:
 def read_flow(path: Path) -> Flow:
     """Parse a flow file (no semantic checks)."""
     try:
-        # _YamlLoader is a SafeLoader: no Python objects can be built from a flow file.
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
+        # YamlLoader is a SafeLoader: no Python objects can be built from a flow file.
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YamlLoader)
     except OSError as exc:
         raise FlowError(f"cannot read: {exc.strerror}", str(path)) from exc
     except yaml.YAMLError as exc:

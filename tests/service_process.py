@@ -81,7 +81,7 @@ async def until_healthy(served: ServiceProcess) -> None:
             if served.process.returncode is not None:
                 raise RuntimeError(f"serve exited: {served.log_path.read_text()}")
             try:
-                if (await http.get("/healthz")).status_code == 200:
+                if (await http.get("/ready")).status_code == 200:  # open, even behind keys
                     return
             except httpx.TransportError:
                 pass

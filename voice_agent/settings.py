@@ -31,6 +31,7 @@ class Mode(StrEnum):
 class LLMBackend(StrEnum):
     LOCAL = "local"
     OPENAI = "openai"
+    EXTRACTIVE = "extractive"  # no model: the knowledge base's closest sentence (llm/extractive.py)
 
 
 def _env(name: str, **kwargs: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The `voice-agent` command: serve, call, ingest, explain, warm, report, sql, flow.
+"""The `voice-agent` command: serve, call, ingest, explain, warm, report, sql, test, flow.
 
 May import: voice_agent."""
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from voice_agent.cli import commands as run
-from voice_agent.cli import sql_command
+from voice_agent.cli import scenario_command, sql_command
 from voice_agent.cli.text_call import text_call
 from voice_agent.errors import ConfigError, KnowledgeBaseError
 
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(run=run.report)
 
     sql_command.add_parser(commands)
+    scenario_command.add_parser(commands)
 
     flow = commands.add_parser("flow", help="check or draw flow files")
     flow_commands = flow.add_subparsers(dest="flow_command", required=True)

@@ -70,6 +70,10 @@ def model_supervisor_config(settings: Settings) -> SupervisorConfig:
 
 
 def build_llm(settings: Settings) -> LLMClient:
+    if settings.llm_backend is LLMBackend.EXTRACTIVE:
+        from voice_agent.llm.extractive import ExtractiveLLM
+
+        return ExtractiveLLM()
     if settings.llm_backend is LLMBackend.OPENAI:
         from voice_agent.llm.openai_client import OpenAILLM
 

@@ -1,0 +1,81 @@
+"""Whether a turn did what its step expected: pure, one readable line per thing that did not
+hold, saying what was expected and what came."""
+
+from __future__ import annotations
+
+import re
+
+from voice_agent.scenarios.model import Expect
+from voice_agent.scenarios.runner import Turn
+
+
+def judge(expect: Expect, turn: Turn) -> list[str]:
+    failures = [f"error frame: {error}" for error in turn.errors]
+    if expect.interrupted:
+        if not turn.interrupted:
+            failures.append("expected to talk over the answer, but it ended first")
+        return failures
+    if expect.no_reply:
+        if turn.replied:
+            failures.append(f"expected no reply, got {turn.source}: {turn.text!r}")
+        return failures
+    if not turn.replied:
+        return [*failures, "no reply" + (f" (the call ended: {turn.ended})" if turn.ended else "")]
+    failures += _words(expect, turn.text)
+    failures += _facts(expect, turn)
+    failures += _quality(expect, turn)
+    return failures
+
+
+def _words(expect: Expect, text: str) -> list[str]:
+    failures = []
+    lowered = text.lower()
+    for words in Expect.words(expect.says):
+        if words.lower() not in lowered:
+            failures.append(f"expected the answer to say {words!r}, got {text!r}")
+    for words in Expect.words(expect.not_says):
+        if words.lower() in lowered:
+            failures.append(f"expected the answer not to say {words!r}, got {text!r}")
+    if expect.matches is not None and not re.search(expect.matches, text, re.I):
+        failures.append(f"expected the answer to match /{expect.matches}/, got {text!r}")
+    if expect.not_matches is not None and re.search(expect.not_matches, text, re.I):
+        failures.append(f"expected the answer not to match /{expect.not_matches}/, got {text!r}")
+    return failures
+
+
+def _facts(expect: Expect, turn: Turn) -> list[str]:
+    failures = []
+    tiers = [expect.tier] if isinstance(expect.tier, str) else list(expect.tier or [])
+    if tiers and turn.source not in tiers:
+        failures.append(f"expected it answered by {' or '.join(tiers)}, got {turn.source}")
+    if expect.state is not None and turn.state != expect.state:
+        failures.append(f"expected state {expect.state}, got {turn.state}")
+    action = (turn.action or {}).get("action")
+    if expect.action is not None and action != expect.action:
+        failures.append(f"expected action {expect.action}, got {action or 'none'}")
+    if expect.action_to is not None and (turn.action or {}).get("to") != expect.action_to:
+        failures.append(f"expected a transfer to {expect.action_to}, got {turn.action}")
+    if expect.no_action and action in ("transfer", "hangup"):
+        failures.append(f"expected the call to go on, got action {action}")
+    budget = expect.first_word_ms
+    if budget is not None and (turn.first_word_ms is None or turn.first_word_ms > budget):
+        measured = "none" if turn.first_word_ms is None else f"{turn.first_word_ms:.0f} ms"
+        failures.append(f"expected the first word within {budget:.0f} ms, got {measured}")
+    return failures
+
+
+def _quality(expect: Expect, turn: Turn) -> list[str]:
+    if expect.min_quality is None and not expect.no_contradiction:
+        return []
+    if turn.quality is None:
+        return ["expected a quality score, but the service did not score this turn in time"]
+    failures = []
+    score = float(turn.quality["score"])
+    if expect.min_quality is not None and score < expect.min_quality:
+        parts = ", ".join(f"{k} {v}" for k, v in turn.quality.get("parts", {}).items())
+        failures.append(
+            f"expected quality at least {expect.min_quality:g}, got {score:g} ({parts})"
+        )
+    if expect.no_contradiction and turn.quality.get("parts", {}).get("consistency") == 0:
+        failures.append(f"the answer contradicts the knowledge base: {turn.text!r}")
+    return failures
