@@ -52,13 +52,21 @@ def test_actions_silence_barge_in_and_quality() -> None:
     assert judge(Expect(interrupted=True), answered()) == [
         "expected to talk over the answer, but it ended first"
     ]
-    scored = answered(quality={"score": 40.0, "parts": {"relevance": 0.2, "consistency": 0.0}})
-    assert judge(Expect(min_quality=50, no_contradiction=True), scored) == [
-        "expected quality at least 50, got 40 (relevance 0.2, consistency 0.0)",
-        "the answer contradicts the knowledge base: 'We are open until 6 PM.'",
+    scored = answered(quality={"score": 40.0, "parts": {"relevance": 0.2, "speech": 1.0}})
+    assert judge(Expect(min_quality=50), scored) == [
+        "expected quality at least 50, got 40 (relevance 0.2, speech 1.0)"
     ]
     assert judge(Expect(min_quality=50), answered()) == [
-        "expected a quality score, but the service did not score this turn in time"
+        "expected a quality score, but the service did not score this turn"
+    ]
+    contradicted = answered(contradicted=True, knowledge_notes=["says 6 PM, the facts say 8 PM"])
+    assert judge(Expect(no_contradiction=True), contradicted) == [
+        "the answer contradicts the knowledge base: 'We are open until 6 PM.' "
+        "(says 6 PM, the facts say 8 PM)"
+    ]
+    assert judge(Expect(no_contradiction=True), answered(contradicted=False)) == []
+    assert judge(Expect(no_contradiction=True), answered()) == [
+        "could not check the answer against the knowledge base"
     ]
 
 

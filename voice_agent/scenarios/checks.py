@@ -65,17 +65,19 @@ def _facts(expect: Expect, turn: Turn) -> list[str]:
 
 
 def _quality(expect: Expect, turn: Turn) -> list[str]:
-    if expect.min_quality is None and not expect.no_contradiction:
-        return []
-    if turn.quality is None:
-        return ["expected a quality score, but the service did not score this turn in time"]
     failures = []
-    score = float(turn.quality["score"])
-    if expect.min_quality is not None and score < expect.min_quality:
-        parts = ", ".join(f"{k} {v}" for k, v in turn.quality.get("parts", {}).items())
-        failures.append(
-            f"expected quality at least {expect.min_quality:g}, got {score:g} ({parts})"
-        )
-    if expect.no_contradiction and turn.quality.get("parts", {}).get("consistency") == 0:
-        failures.append(f"the answer contradicts the knowledge base: {turn.text!r}")
+    if expect.min_quality is not None:
+        if turn.quality is None:
+            failures.append("expected a quality score, but the service did not score this turn")
+        elif (score := float(turn.quality["score"])) < expect.min_quality:
+            parts = ", ".join(f"{k} {v}" for k, v in turn.quality.get("parts", {}).items())
+            failures.append(
+                f"expected quality at least {expect.min_quality:g}, got {score:g} ({parts})"
+            )
+    if expect.no_contradiction:
+        if turn.contradicted is None:
+            failures.append("could not check the answer against the knowledge base")
+        elif turn.contradicted:
+            notes = "; ".join(turn.knowledge_notes)
+            failures.append(f"the answer contradicts the knowledge base: {turn.text!r} ({notes})")
     return failures

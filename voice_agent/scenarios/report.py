@@ -14,7 +14,13 @@ import httpx
 
 from voice_agent.scenarios.checks import judge
 from voice_agent.scenarios.model import Scenario
-from voice_agent.scenarios.runner import Played, Turn, add_quality, play
+from voice_agent.scenarios.runner import (
+    Played,
+    Turn,
+    add_quality,
+    check_against_knowledge,
+    play,
+)
 
 
 @dataclass(slots=True)
@@ -48,8 +54,12 @@ async def run_scenario(url: str, file: Path, scenario: Scenario, key: str | None
     """Play, score, judge, and explain what failed."""
     began = time.perf_counter()
     played = await play(url, scenario, key)
-    if any(s.expect.min_quality is not None or s.expect.no_contradiction for s in scenario.steps):
+    if any(s.expect.min_quality is not None for s in scenario.steps):
         await add_quality(url, played, key)
+    steps = scenario.steps[: len(played.turns)]
+    checked = {i for i, s in enumerate(steps) if s.expect.no_contradiction}
+    if checked:
+        await check_against_knowledge(url, played, scenario.flow, key, checked)
     verdict = Verdict(file, scenario, played)
     if played.greeting is not None and scenario.greeting is not None:
         verdict.turns.append(

@@ -43,6 +43,10 @@ class Turn:
     interrupted: bool = False
     errors: list[str] = field(default_factory=list)  # error frames the step drew
     quality: dict[str, Any] | None = None  # score and parts, when the service scored it
+    # Checked against the knowledge base's passages for the words: contradicted or not, and
+    # the service's notes (None: not checked).
+    contradicted: bool | None = None
+    knowledge_notes: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -202,3 +206,33 @@ async def add_quality(url: str, played: Played, key: str | None) -> None:
             if all(t.quality is not None for t in wanted.values()):
                 return
             await asyncio.sleep(0.3)
+
+
+async def check_against_knowledge(
+    url: str, played: Played, flow: str | None, key: str | None, which: set[int]
+) -> None:
+    """Whether each chosen turn's answer says the opposite of what the knowledge base says
+    about the caller's words: the passages the service retrieves for them (POST /v1/explain),
+    then its contradiction check over those (POST /v1/quality/score), whatever tier answered."""
+    headers = {"X-API-Key": key} if key else {}
+    async with httpx.AsyncClient(base_url=url.replace("ws", "http", 1), headers=headers,
+                                 timeout=30) as http:  # fmt: skip
+        for index in sorted(which):
+            turn = played.turns[index]
+            if not turn.replied or not turn.text:
+                continue
+            words = turn.words or turn.text
+            body = {"text": words, "flow": flow, "state": turn.state_before}
+            explained = await http.post("/v1/explain", json=body)
+            if explained.status_code != 200:
+                continue
+            found = (explained.json().get("knowledge") or {}).get("passages") or []
+            passages = [str(p["text"]) for p in found if p.get("text")]
+            if not passages:
+                continue
+            asked = {"question": words, "answer": turn.text, "context": passages}
+            scored = await http.post("/v1/quality/score", json=asked)
+            if scored.status_code == 200:
+                result = scored.json()
+                turn.contradicted = result["parts"].get("consistency") == 0
+                turn.knowledge_notes = list(result.get("notes") or [])
