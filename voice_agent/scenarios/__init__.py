@@ -3,4 +3,4 @@
 a service over the native call protocol (`runner.py`), judged turn by turn (`checks.py`) and
 reported for people and for CI (`report.py`). `voice-agent test` runs them.
 
-May import: voice_agent.errors."""
+May import: voice_agent.errors, voice_agent.types."""

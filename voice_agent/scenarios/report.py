@@ -14,6 +14,7 @@ import httpx
 
 from voice_agent.scenarios.checks import judge
 from voice_agent.scenarios.model import Scenario
+from voice_agent.scenarios.paraphrase import LineRate
 from voice_agent.scenarios.runner import (
     Played,
     Turn,
@@ -164,3 +165,26 @@ def junit_xml(verdicts: list[Verdict], suite: str = "voice-agent scenarios") -> 
             failure = ET.SubElement(case, "failure", message=v.failures[0][:200])
             failure.text = "\n".join(v.failures)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def steps_passed(verdict: Verdict) -> list[bool]:
+    """Per step of the scenario, whether its turn did what was expected (a step the call never
+    reached did not)."""
+    turns = [v for v in verdict.turns if v.turn.label != "greeting"]
+    passed = [not v.failures for v in turns]
+    return passed + [False] * (len(verdict.scenario.steps) - len(passed))
+
+
+def paraphrase_report(rates: list[LineRate]) -> str:
+    """Per caller line: how many of its rewordings were heard as meant (of those reached)."""
+    lines = ["\nRewordings (the configured LLM's), per caller line: passed / reached"]
+    for rate in rates:
+        if not rate.reached:
+            continue
+        lines.append(f"  {rate.passed}/{rate.reached}  {rate.scenario}: {rate.line!r}")
+        lines += [f"        failed as {wording!r}" for wording in rate.failed_wordings]
+    reached = sum(r.reached for r in rates)
+    passed = sum(r.passed for r in rates)
+    share = f"{100 * passed / reached:.0f}%" if reached else "-"
+    lines.append(f"{passed} of {reached} reworded lines passed ({share})")
+    return "\n".join(lines) + "\n"
