@@ -123,9 +123,12 @@ def explain_lines(explained: dict[str, Any]) -> list[str]:
     """The service's explanation, a line per tier: what it decided and its best evidence
     (`voice-agent explain` shows all of it)."""
     flow = explained.get("flow") or {}
+    intent = flow.get("intent")
+    if isinstance(intent, dict):
+        intent = f"{intent.get('name')} ({intent.get('kind')}, score {intent.get('score')})"
     lines = [
         f"served by {explained.get('served_by')}; flow: {flow.get('state')} -> "
-        f"{flow.get('next_state')} ({flow.get('reason')}), intent {flow.get('intent')}"
+        f"{flow.get('next_state')} ({flow.get('reason')}), intent {intent}"
     ]
     quick = explained.get("quick") or {}
     if quick:
