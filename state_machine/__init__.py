@@ -19,12 +19,12 @@ from state_machine.engine import (
 )
 from state_machine.errors import FlowError, TransitionError
 from state_machine.graph import mermaid
-from state_machine.loader import parse_flow, read_flow
+from state_machine.loader import YamlLoader, parse_flow, read_flow
 from state_machine.model import Action, Budgets, Collect, Flow, State
 
 __all__ = [
     "Action", "Answered", "Budgets", "CallState", "Collect", "Decision", "Dtmf", "Event",
     "Flow", "FlowError", "Problem", "Silence", "State", "TransitionError", "Utterance",
-    "candidate_intents", "check_flow", "load_flow", "mermaid", "parse_flow", "read_flow",
-    "start", "step",
+    "YamlLoader", "candidate_intents", "check_flow", "load_flow", "mermaid", "parse_flow",
+    "read_flow", "start", "step",
 ]  # fmt: skip

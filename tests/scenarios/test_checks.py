@@ -8,8 +8,8 @@ from pathlib import Path
 
 from voice_agent.scenarios.checks import judge
 from voice_agent.scenarios.model import Expect, Scenario, Step
-from voice_agent.scenarios.report import TurnVerdict, Verdict, junit_xml
-from voice_agent.scenarios.runner import Played, Turn
+from voice_agent.scenarios.outcome import Played, Turn, TurnVerdict, Verdict
+from voice_agent.scenarios.report import junit_xml
 
 
 def answered(**fields: object) -> Turn:
@@ -50,7 +50,11 @@ def test_actions_silence_barge_in_and_quality() -> None:
         "no reply (the call ended: agent_hangup)"
     ]
     assert judge(Expect(interrupted=True), answered()) == [
-        "expected to talk over the answer, but it ended first"
+        "expected the answer to stop when the caller talked over it, but it ended"
+    ]
+    assert judge(Expect(not_says="no"), answered(text="I know the hours.")) == []
+    assert judge(Expect(says="6"), answered(text="Open until 16:00.")) == [
+        "expected the answer to say '6', got 'Open until 16:00.'"
     ]
     scored = answered(quality={"score": 40.0, "parts": {"relevance": 0.2, "speech": 1.0}})
     assert judge(Expect(min_quality=50), scored) == [
@@ -75,7 +79,7 @@ def test_junit_has_a_case_per_scenario_and_the_failures_of_the_failing_one() -> 
         scenario = Scenario(name=name, steps=[Step(say="hi")])
         turn = answered()
         return Verdict(Path("s.yaml"), scenario, Played("c", None, [turn]),
-                       [TurnVerdict(turn, failures)], seconds=0.5)  # fmt: skip
+                       [TurnVerdict(1, turn, failures)], seconds=0.5)  # fmt: skip
 
     xml = junit_xml([verdict("passes", []), verdict("fails", ["expected state bye, got answer"])])
     root = ET.fromstring(xml.split("?>", 1)[1])
@@ -84,4 +88,4 @@ def test_junit_has_a_case_per_scenario_and_the_failures_of_the_failing_one() -> 
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases["passes"].find("failure") is None
     failure = cases["fails"].find("failure")
-    assert failure is not None and "turn 0 (say 'x'): expected state bye" in (failure.text or "")
+    assert failure is not None and "step 1 (say 'x'): expected state bye" in (failure.text or "")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from voice_agent.scenarios.model import Scenario
-from voice_agent.scenarios.report import run_scenario
+from voice_agent.scenarios.suite import run_scenario
 from voice_agent.server.service import Service
 
 from ..fakes import FakeLLM

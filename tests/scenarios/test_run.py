@@ -80,7 +80,9 @@ def test_a_broken_flow_fails_the_scenarios_that_walk_it(
     assert "FAIL" in printed and "explain:" in printed
 
 
-async def test_scenarios_run_against_a_running_service(tmp_path: Path) -> None:
+async def test_scenarios_run_against_a_running_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     suite = tmp_path / "suite"
     suite.mkdir()
     for name in ("faq.yaml", "transfer_and_goodbye.yaml"):
@@ -96,7 +98,10 @@ async def test_scenarios_run_against_a_running_service(tmp_path: Path) -> None:
     async with service_process(tmp_path, "", "http://127.0.0.1:9", **env) as served:
         args = ["test", str(suite), "--url", served.url, "--key", KEY, "--junit", str(junit)]
         code = await asyncio.to_thread(main, args)
+        capsys.readouterr()
         refused = await asyncio.to_thread(main, ["test", str(suite), "--url", served.url])
     cases = junit_cases(junit)
     assert code == 0 and len(cases) == 5 and all(f is None for f in cases.values()), cases
-    assert refused == 1  # without the key every call is refused: reported, not crashed
+    # Without the key every call is refused: reported per scenario, not a crash.
+    printed = capsys.readouterr().out
+    assert refused == 1 and printed.count("rejected WebSocket connection: HTTP 403") == 5, printed

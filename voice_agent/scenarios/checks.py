@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 
 from voice_agent.scenarios.model import Expect
-from voice_agent.scenarios.runner import Turn
+from voice_agent.scenarios.outcome import Turn
 
 
 def judge(expect: Expect, turn: Turn) -> list[str]:
     failures = [f"error frame: {error}" for error in turn.errors]
     if expect.interrupted:
         if not turn.interrupted:
-            failures.append("expected to talk over the answer, but it ended first")
+            failures.append(
+                "expected the answer to stop when the caller talked over it, but it ended"
+            )
         return failures
     if expect.no_reply:
         if turn.replied:
@@ -27,14 +29,18 @@ def judge(expect: Expect, turn: Turn) -> list[str]:
     return failures
 
 
+def said(words: str, text: str) -> bool:
+    """Whether `words` are in `text` as words, in any case: "no" is not in "know"."""
+    return re.search(rf"(?<!\w){re.escape(words)}(?!\w)", text, re.I) is not None
+
+
 def _words(expect: Expect, text: str) -> list[str]:
     failures = []
-    lowered = text.lower()
     for words in Expect.words(expect.says):
-        if words.lower() not in lowered:
+        if not said(words, text):
             failures.append(f"expected the answer to say {words!r}, got {text!r}")
     for words in Expect.words(expect.not_says):
-        if words.lower() in lowered:
+        if said(words, text):
             failures.append(f"expected the answer not to say {words!r}, got {text!r}")
     if expect.matches is not None and not re.search(expect.matches, text, re.I):
         failures.append(f"expected the answer to match /{expect.matches}/, got {text!r}")
@@ -68,7 +74,9 @@ def _quality(expect: Expect, turn: Turn) -> list[str]:
     failures = []
     if expect.min_quality is not None:
         if turn.quality is None:
-            failures.append("expected a quality score, but the service did not score this turn")
+            failures.append(
+                "expected a quality score, but the service did not score this turn" + _why(turn)
+            )
         elif (score := float(turn.quality["score"])) < expect.min_quality:
             parts = ", ".join(f"{k} {v}" for k, v in turn.quality.get("parts", {}).items())
             failures.append(
@@ -76,8 +84,12 @@ def _quality(expect: Expect, turn: Turn) -> list[str]:
             )
     if expect.no_contradiction:
         if turn.contradicted is None:
-            failures.append("could not check the answer against the knowledge base")
+            failures.append("could not check the answer against the knowledge base" + _why(turn))
         elif turn.contradicted:
             notes = "; ".join(turn.knowledge_notes)
             failures.append(f"the answer contradicts the knowledge base: {turn.text!r} ({notes})")
     return failures
+
+
+def _why(turn: Turn) -> str:
+    return f" ({'; '.join(turn.problems)})" if turn.problems else ""

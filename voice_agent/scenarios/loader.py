@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from state_machine.loader import YamlLoader
+from state_machine import YamlLoader
 from voice_agent.errors import ConfigError
 from voice_agent.scenarios.model import Scenario
 

@@ -5,6 +5,7 @@ asks the model only for lines it has not seen."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -27,6 +28,7 @@ EXAMPLE = (
      "Where can I find the pharmacy?", "What street are you on?"],
 )  # fmt: skip
 MAX_TOKENS = 160
+PARAPHRASE_TIMEOUT_S = 60.0  # one line's rewordings, at most
 LIST_MARK = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 
 
@@ -62,7 +64,8 @@ class ParaphraseCache:
 
 
 async def paraphrases(llm: LLMClient, line: str, n: int, cache: ParaphraseCache) -> list[str]:
-    """Up to `n` rewordings of `line` (fewer when the model gives fewer distinct ones)."""
+    """Up to `n` rewordings of `line` (fewer when the model gives fewer distinct ones, or none
+    in PARAPHRASE_TIMEOUT_S)."""
     known = cache.lines.get(line, [])
     if len(known) >= n:
         return known[:n]
@@ -72,7 +75,14 @@ async def paraphrases(llm: LLMClient, line: str, n: int, cache: ParaphraseCache)
         Message("assistant", "\n".join(EXAMPLE[1][:n])),
         Message("user", line),
     ]
-    text = "".join([piece async for piece in llm.stream(messages, MAX_TOKENS)])
+    pieces: list[str] = []
+    try:
+        async with asyncio.timeout(PARAPHRASE_TIMEOUT_S):
+            async for piece in llm.stream(messages, MAX_TOKENS):
+                pieces.append(piece)
+    except TimeoutError:
+        pass  # what came in time is used
+    text = "".join(pieces)
     found = [*known, *(p for p in reworded(text, line) if p not in known)]
     cache.lines[line] = found
     return found[:n]
@@ -109,20 +119,18 @@ def variants(scenario: Scenario, reworded_lines: dict[str, list[str]], n: int) -
 
 
 def rate_lines(scenario: Scenario, runs: Sequence[tuple[Scenario, list[bool]]]) -> list[LineRate]:
-    """Per original caller line, over the reworded runs: passed / reached."""
-    rates = [LineRate(scenario.name, step.say) for step in scenario.steps if step.say is not None]
-    by_line = {rate.line: rate for rate in rates}
+    """Per caller line of the scenario (a step with words), over the reworded runs: passed /
+    reached. A run counts up to its first failing step."""
+    rates = {i: LineRate(scenario.name, str(s.say)) for i, s in enumerate(scenario.steps) if s.say}
     for variant, step_passed in runs:
-        for original, step, ok in zip(scenario.steps, variant.steps, step_passed, strict=False):
-            if original.say is None or original.say == step.say:
+        for index, (original, step, ok) in enumerate(
+            zip(scenario.steps, variant.steps, step_passed, strict=False)
+        ):
+            if index in rates and original.say != step.say:
+                rates[index].reached += 1
+                rates[index].passed += ok
                 if not ok:
-                    break
-                continue
-            rate = by_line[original.say]
-            rate.reached += 1
-            if ok:
-                rate.passed += 1
-            else:
-                rate.failed_wordings.append(str(step.say))
+                    rates[index].failed_wordings.append(str(step.say))
+            if not ok:
                 break
-    return rates
+    return list(rates.values())

@@ -1,96 +1,14 @@
-"""Scenarios run and judged, reported for people (each failing turn with what was expected, what
-came, and the service's explanation of its decision) and for CI (JUnit XML, one test case per
-scenario)."""
+"""Verdicts reported for people (each failing turn with what was expected, what came, and the
+service's explanation of its decision; per-line rates of the rewordings) and for CI (JUnit XML,
+one test case per scenario)."""
 
 from __future__ import annotations
 
-import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import httpx
-
-from voice_agent.scenarios.checks import judge
-from voice_agent.scenarios.model import Scenario
+from voice_agent.scenarios.outcome import Verdict
 from voice_agent.scenarios.paraphrase import LineRate
-from voice_agent.scenarios.runner import (
-    Played,
-    Turn,
-    add_quality,
-    check_against_knowledge,
-    play,
-)
-
-
-@dataclass(slots=True)
-class TurnVerdict:
-    turn: Turn
-    failures: list[str]
-    explained: dict[str, Any] | None = None  # the service's /v1/explain, for a failing turn
-
-
-@dataclass(slots=True)
-class Verdict:
-    file: Path
-    scenario: Scenario
-    played: Played
-    turns: list[TurnVerdict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def failures(self) -> list[str]:
-        found = [f"call: {self.played.failure}"] if self.played.failure else []
-        for number, verdict in enumerate(self.turns):
-            found += [f"turn {number} ({verdict.turn.label}): {f}" for f in verdict.failures]
-        return found
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-
-async def run_scenario(url: str, file: Path, scenario: Scenario, key: str | None) -> Verdict:
-    """Play, score, judge, and explain what failed."""
-    began = time.perf_counter()
-    played = await play(url, scenario, key)
-    if any(s.expect.min_quality is not None for s in scenario.steps):
-        await add_quality(url, played, key)
-    steps = scenario.steps[: len(played.turns)]
-    checked = {i for i, s in enumerate(steps) if s.expect.no_contradiction}
-    if checked:
-        await check_against_knowledge(url, played, scenario.flow, key, checked)
-    verdict = Verdict(file, scenario, played)
-    if played.greeting is not None and scenario.greeting is not None:
-        verdict.turns.append(
-            TurnVerdict(played.greeting, judge(scenario.greeting, played.greeting))
-        )
-    for step, turn in zip(scenario.steps, played.turns, strict=False):
-        verdict.turns.append(TurnVerdict(turn, judge(step.expect, turn)))
-    missing = len(scenario.steps) - len(played.turns)
-    if missing > 0 and played.failure is None:
-        played.failure = f"the call ended before the last {missing} step(s)"
-    await explain_failures(url, verdict, key)
-    verdict.seconds = time.perf_counter() - began
-    return verdict
-
-
-async def explain_failures(url: str, verdict: Verdict, key: str | None) -> None:
-    """What every tier would decide for each failing turn's words, in the state they were
-    heard in (the service's POST /v1/explain)."""
-    failing = [v for v in verdict.turns if v.failures and v.turn.words is not None]
-    if not failing:
-        return
-    headers = {"X-API-Key": key} if key else {}
-    http_url = url.replace("ws", "http", 1)
-    async with httpx.AsyncClient(base_url=http_url, headers=headers, timeout=30) as http:
-        for turn_verdict in failing:
-            body = {"text": turn_verdict.turn.words, "flow": verdict.scenario.flow,
-                    "state": turn_verdict.turn.state_before}  # fmt: skip
-            response = await http.post("/v1/explain", json=body)
-            if response.status_code == 200:
-                turn_verdict.explained = response.json()
 
 
 def text_report(verdicts: list[Verdict]) -> str:
@@ -100,12 +18,13 @@ def text_report(verdicts: list[Verdict]) -> str:
         lines.append(f"{mark} {v.file}: {v.scenario.name} ({v.seconds:.1f} s)")
         if v.played.failure:
             lines.append(f"    call: {v.played.failure}")
-        for number, turn_verdict in enumerate(v.turns):
+        for turn_verdict in v.turns:
             if not turn_verdict.failures:
                 continue
             turn = turn_verdict.turn
+            name = "greeting" if turn_verdict.number == 0 else f"step {turn_verdict.number}"
             lines.append(
-                f"    turn {number}, {turn.label} in state {turn.state_before}: "
+                f"    {name}, {turn.label} in state {turn.state_before}: "
                 f"{turn.source} said {turn.text!r} (state {turn.state})"
             )
             lines += [f"      - {failure}" for failure in turn_verdict.failures]
@@ -168,14 +87,6 @@ def junit_xml(verdicts: list[Verdict], suite: str = "voice-agent scenarios") -> 
             failure = ET.SubElement(case, "failure", message=v.failures[0][:200])
             failure.text = "\n".join(v.failures)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
-
-
-def steps_passed(verdict: Verdict) -> list[bool]:
-    """Per step of the scenario, whether its turn did what was expected (a step the call never
-    reached did not)."""
-    turns = [v for v in verdict.turns if v.turn.label != "greeting"]
-    passed = [not v.failures for v in turns]
-    return passed + [False] * (len(verdict.scenario.steps) - len(passed))
 
 
 def paraphrase_report(rates: list[LineRate]) -> str:
