@@ -36,14 +36,12 @@ def reworded(text: str, original: str) -> list[str]:
     """The model's lines as rewordings: list marks and quotes stripped, the original and
     repeats left out, in the order given."""
     found: list[str] = []
+    seen = {original.lower().rstrip(".?!")}
     for line in text.splitlines():
         line = LIST_MARK.sub("", line).strip().strip('"').strip()
         key = line.lower().rstrip(".?!")
-        if (
-            line
-            and key != original.lower().rstrip(".?!")
-            and key not in (f.lower().rstrip(".?!") for f in found)
-        ):
+        if line and key not in seen:
+            seen.add(key)
             found.append(line)
     return found
 
@@ -53,7 +51,6 @@ class ParaphraseCache:
 
     def __init__(self, folder: Path, model: str) -> None:
         self.path = folder / f"paraphrases-{hashlib.sha256(model.encode()).hexdigest()[:12]}.json"
-        self.model = model
         self.lines: dict[str, list[str]] = (
             json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
         )

@@ -51,22 +51,18 @@ async def live(request: Request, after: float = Query(0.0)) -> dict[str, Any]:
     svc = state.service
     board = svc.observers.board
     flags = svc.flags.current
-    active_ids = {call.session.call_id for call in state.calls} - {None}
+    active_ids = {str(c.session.call_id) for c in state.calls if c.session.call_id is not None}
     quality = svc.quality
     return {
         "now": time.time(),
         "process": state.process,
         "points": board.points_after(after),
-        "calls": board.calls({str(i) for i in active_ids}, CALLS_SHOWN),
+        "calls": board.calls(active_ids, CALLS_SHOWN),
         "active_calls": state.active_calls,
         "alerts": list(board.alerts),
         "flags": svc.flags.as_dict(),
         "mode_now": flags.mode,
-        "quality_lines": {
-            "baseline": quality.baseline,
-            "degraded": quality.baseline - quality.alert_threshold,
-            "poor": quality.baseline - 2 * quality.alert_threshold,
-        },
+        "quality_lines": quality.lines(),
         "quality": quality.snapshot(),
         "flows": sorted(svc.flows.flows),
         "default_flow": svc.flows.default,

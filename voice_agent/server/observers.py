@@ -127,7 +127,6 @@ def build_observers(
     telemetry_file = None
     if settings.telemetry_file:
         telemetry_file = TelemetryFile(settings.telemetry_file, window_of=quality.window_of)
-    if telemetry_file is not None:
         telemetry.exporters.append(telemetry_file)
         quality.score_listeners.append(telemetry_file.quality_scored)
         shadow.listeners.append(telemetry_file.shadow_compared)

@@ -41,9 +41,8 @@ class AppState:
     # Told the number of open calls whenever it changes (the metrics' gauge).
     calls_changed: Callable[[int], None] = lambda count: None
     process: dict[str, object] = field(default_factory=dict)  # which process this is (/health)
-    access: AccessPolicy = field(
-        default_factory=AccessPolicy
-    )  # the keys, as the middleware has them
+    # The keys, as the access middleware holds them (the dashboard asks whether there are any).
+    access: AccessPolicy = field(default_factory=AccessPolicy)
 
     def __post_init__(self) -> None:
         self.idle.set()

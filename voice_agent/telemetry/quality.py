@@ -229,6 +229,15 @@ class QualityTracker:
             return "good"
         return "degraded" if drop <= 2 * self.alert_threshold else "poor"
 
+    def lines(self) -> dict[str, float]:
+        """The means at which a window is judged (`_judge`): its baseline, and the lines below
+        which it is degraded and poor, for charts to draw."""
+        return {
+            "baseline": self.baseline,
+            "degraded": self.baseline - self.alert_threshold,
+            "poor": self.baseline - 2 * self.alert_threshold,
+        }
+
     def window_of(self, source: str) -> tuple[Status, float | None]:
         """A source's status and window mean as its latest score left them (None: no score
         yet), even if an alert's listener started the window afresh since."""

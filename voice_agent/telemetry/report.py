@@ -40,10 +40,19 @@ def read(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _percentiles(values: list[float]) -> str:
+def _spread(values: list[float]) -> tuple[float, float, float] | None:
+    """p50, p95 and p99 (None: no values)."""
     if not values:
-        return "- | - | -"
+        return None
     p50, p95, p99 = np.percentile(values, [50, 95, 99])
+    return float(p50), float(p95), float(p99)
+
+
+def _percentiles(values: list[float]) -> str:
+    spread = _spread(values)
+    if spread is None:
+        return "- | - | -"
+    p50, p95, p99 = spread
     return f"{p50:.1f} | {p95:.1f} | {p99:.1f}"
 
 
@@ -209,15 +218,11 @@ def figures(rows: list[dict[str, Any]], pricing: Pricing) -> dict[str, Any]:
     turns = max(len(s["turns"]), 1)
 
     def spread(values: list[float]) -> dict[str, float] | None:
-        if not values:
+        found = _spread(values)
+        if found is None:
             return None
-        p50, p95, p99 = np.percentile(values, [50, 95, 99])
-        return {
-            "n": len(values),
-            "p50": round(float(p50), 1),
-            "p95": round(float(p95), 1),
-            "p99": round(float(p99), 1),
-        }
+        p50, p95, p99 = (round(p, 1) for p in found)
+        return {"n": len(values), "p50": p50, "p95": p95, "p99": p99}
 
     similarities = s["similarities"]
     return {
