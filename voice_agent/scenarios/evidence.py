@@ -68,6 +68,8 @@ async def check_against_knowledge(
             words = turn.words or turn.text
             try:
                 found = await explain(http, words, flow, turn.state_before)
+                if turn.words is not None:  # the caller's words explained: the report's too
+                    turn.explained = found
                 passages = [str(p["text"]) for p in _passages(found) if p.get("text")]
                 if not passages:
                     turn.problems.append("the knowledge base has nothing on these words")

@@ -35,6 +35,9 @@ class Turn:
     # the service's notes (None: not checked).
     contradicted: bool | None = None
     knowledge_notes: list[str] = field(default_factory=list)
+    # The service's POST /v1/explain for the words in the state they were heard in, asked once
+    # (by the knowledge check, or for the report when the turn failed).
+    explained: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -50,7 +53,6 @@ class TurnVerdict:
     number: int  # 0 for the greeting, then the steps from 1
     turn: Turn
     failures: list[str]
-    explained: dict[str, Any] | None = None  # the service's /v1/explain, for a failing turn
 
 
 @dataclass(slots=True)

@@ -28,10 +28,10 @@ def text_report(verdicts: list[Verdict]) -> str:
                 f"{turn.source} said {turn.text!r} (state {turn.state})"
             )
             lines += [f"      - {failure}" for failure in turn_verdict.failures]
-            if turn_verdict.explained is not None:
+            if turn.explained is not None:
                 lines += [
                     "      explain:",
-                    *(f"        {x}" for x in explain_lines(turn_verdict.explained)),
+                    *(f"        {x}" for x in explain_lines(turn.explained)),
                 ]
     passed = sum(v.passed for v in verdicts)
     lines.append(f"\n{passed} of {len(verdicts)} scenarios passed")

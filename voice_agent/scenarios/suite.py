@@ -41,16 +41,17 @@ async def run_scenario(url: str, file: Path, scenario: Scenario, key: str | None
 
 async def explain_failures(url: str, verdict: Verdict, key: str | None) -> None:
     """What every tier would decide for each failing turn's words, in the state they were
-    heard in (the service's POST /v1/explain); left out when the service cannot say."""
-    failing = [v for v in verdict.turns if v.failures and v.turn.words is not None]
-    if not failing:
+    heard in (the service's POST /v1/explain), unless the knowledge check asked already; left
+    out when the service cannot say."""
+    failing = [v.turn for v in verdict.turns if v.failures]
+    unasked = [t for t in failing if t.words is not None and t.explained is None]
+    if not unasked:
         return
     async with client(url, key) as http:
-        for turn_verdict in failing:
-            turn = turn_verdict.turn
+        for turn in unasked:
             try:
-                words = turn.words or ""
-                turn_verdict.explained = await explain(http, words, verdict.scenario.flow,
-                                                       turn.state_before)  # fmt: skip
+                turn.explained = await explain(
+                    http, str(turn.words), verdict.scenario.flow, turn.state_before
+                )
             except httpx.HTTPError:
                 continue
