@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
+from turn_latency import percentile
 
 
 @dataclass
@@ -20,13 +21,10 @@ class Polls:
     def summary(self) -> str:
         if not self.took_ms:
             return f"no poll answered ({self.failed} failed)"
-        ordered = sorted(self.took_ms)
-
-        def at(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
+        took = self.took_ms
         return (
-            f"{len(ordered)} polls: {at(0.5):.1f} / {at(0.95):.1f} / {ordered[-1]:.1f} ms "
+            f"{len(took)} polls: {percentile(took, 50):.1f} / {percentile(took, 95):.1f} / "
+            f"{max(took):.1f} ms "
             f"(p50 / p95 / max), {sum(self.sizes) / len(self.sizes) / 1024:.1f} KB a poll, "
             f"{self.failed} failed"
         )

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from fastapi import FastAPI
 
@@ -17,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.server.app import create_app
 from voice_agent.server.build import build_service
+from voice_agent.server.loopback import on_loopback
 from voice_agent.server.service import Service
 from voice_agent.settings import Settings, load_settings
 from voice_agent.types import LLMClient
@@ -63,19 +63,8 @@ async def make_service(encoder: Encoder) -> AsyncIterator[Callable[..., Service]
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Run `app` with uvicorn on a free loopback port; yields its http:// base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws_max_size=2**20)
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve(), name="test-server")
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=scaled(10))
+    async with on_loopback(app, stop_timeout_s=scaled(10), ws_max_size=2**20) as url:
+        yield url
 
 
 @pytest.fixture

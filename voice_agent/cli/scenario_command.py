@@ -29,10 +29,9 @@ START_TIMEOUT_S = 180.0  # the in-process service's start (models loaded, the ca
 async def local_service(llm: str) -> AsyncIterator[str]:
     """The service from this environment's settings, on a free loopback port, open (no keys:
     only this process talks to it); its base URL."""
-    import uvicorn
-
     from voice_agent.server.app import create_app
     from voice_agent.server.build import build_service
+    from voice_agent.server.loopback import on_loopback
     from voice_agent.settings import load_settings
 
     overrides: dict[str, Any] = {
@@ -44,21 +43,8 @@ async def local_service(llm: str) -> AsyncIterator[str]:
     settings = load_settings(**overrides)
     service = await asyncio.to_thread(build_service, settings)
     app = create_app(service=service, owns_service=True)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.get_running_loop().create_task(server.serve(), name="scenario-service")
-    try:
-        deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
-        while not server.started:
-            if task.done():
-                task.result()  # it failed to start: say why
-            if asyncio.get_running_loop().time() > deadline:
-                raise ConfigError(f"the service did not start in {START_TIMEOUT_S:.0f} s")
-            await asyncio.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with on_loopback(app, start_timeout_s=START_TIMEOUT_S) as url:
+        yield url
 
 
 async def reword_all(
