@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="per frontend")
     args = parser.parse_args()
     settings = load_settings(
+        VOICE_AGENT_SPEECH="off",  # text turns only: no speech engines
         VOICE_AGENT_DEFAULT_FLOW="qa",
         VOICE_AGENT_RESPONSE_CACHE=False,  # every question must reach the model
         VOICE_AGENT_ANSWER_MAX_SENTENCES=6,

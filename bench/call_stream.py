@@ -331,6 +331,7 @@ def main() -> None:
         services = {
             mode: build_service(
                 load_settings(
+                    VOICE_AGENT_SPEECH="off",  # text turns only: no speech engines
                     LATENCY_OPTIMIZATION_MODE=mode,
                     VOICE_AGENT_KB_PATH=kb,
                     VOICE_AGENT_DEFAULT_FLOW="qa",

@@ -238,6 +238,7 @@ def service_env(port: int, model_port: int | None) -> dict[str, str]:
         # Every turn pays for its embedding, as callers' own words would: the scripts repeat.
         "VOICE_AGENT_EMBEDDING_CACHE_SIZE": "0",
         "VOICE_AGENT_MAX_CALLS": "0",  # the bench finds the limit; the service's guard is off
+        "VOICE_AGENT_SPEECH": "off",  # text calls only: no speech engines
     }
     if model_port is not None:
         env.update({

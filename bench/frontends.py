@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20, help="calls per frontend")
     args = parser.parse_args()
     settings = load_settings(
+        VOICE_AGENT_SPEECH="off",  # text turns only: no speech engines
         VOICE_AGENT_DEFAULT_FLOW="qa",
         VOICE_AGENT_AUDIT_LOG="",
         VOICE_AGENT_RETELL_DETAILS_WAIT_S=1.0,

@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args()
     settings = load_settings(
+        VOICE_AGENT_SPEECH="off",  # text turns only: no speech engines
         LATENCY_OPTIMIZATION_MODE="enabled",
         VOICE_AGENT_EMBEDDING_CACHE_SIZE=0,
         VOICE_AGENT_DEFAULT_FLOW="qa",

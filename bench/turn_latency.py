@@ -229,6 +229,7 @@ def main() -> None:
     # first-token budget) would stand in for the model's first token and the fallback for its
     # answer, and the bench measures the service's own time, not its budgets.
     settings = load_settings(
+        VOICE_AGENT_SPEECH="off",  # text turns only: no speech engines
         LATENCY_OPTIMIZATION_MODE=args.mode,
         VOICE_AGENT_FIRST_TOKEN_BUDGET_S=10,
         VOICE_AGENT_LLM_TIMEOUT_S=30,

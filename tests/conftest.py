@@ -12,6 +12,9 @@ import websockets
 from fastapi import FastAPI
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# No speech engines unless a test asks (the audio tests hand theirs in): most tests are of text
+# calls, and the service processes they start inherit this.
+os.environ.setdefault("VOICE_AGENT_SPEECH", "off")
 
 from voice_agent.rag.encoder import Encoder, load_sentence_model
 from voice_agent.server.app import create_app

@@ -11,6 +11,8 @@
     ├── CacheBackendError  the shared cache's Redis failed; the local cache goes on (retry may help)
     ├── EncoderSlow        no embedding within the turn's budget; the turn goes on without it
     ├── FleetUnavailable   the fleet's shared state (Redis) cannot take a change (retry may help)
+    ├── SpeechUnavailable  a recognition or speech endpoint failed; the utterance or sentence is
+    │                      lost, the call goes on (retry may help)
     └── LLMError           the language model failed to answer
         ├── LLMTimeout     no first token, a stall, or the hard limit ran out (retry may help)
         └── LLMUnavailable the backend refused, errored or is circuit-broken (retry may help later)
@@ -72,6 +74,10 @@ class EncoderSlow(VoiceAgentError):
     """The encoder gave no embedding within the turn's budget: the tiers that need one pass,
     and retrieval goes on with words alone."""
 
+    retryable = True
+
+
+class SpeechUnavailable(VoiceAgentError):
     retryable = True
 
 

@@ -55,7 +55,31 @@ class CallerSilent:
     sessions configured with `frontend_reminders` keep no silence timer of their own."""
 
 
-CallerEvent = CallStart | Utterance | Interrupt | Dtmf | CallEnd | Transcript | CallerSilent
+@dataclass(frozen=True, slots=True)
+class AudioIn:
+    """The caller's audio: 8 kHz mu-law, any whole number of 20 ms frames (Media Streams)."""
+
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """The frontend has played the agent's audio up to the mark `name`."""
+
+    name: str
+
+
+CallerEvent = (
+    CallStart
+    | Utterance
+    | Interrupt
+    | Dtmf
+    | CallEnd
+    | Transcript
+    | CallerSilent
+    | AudioIn
+    | Played
+)
 
 # Agent side (service to frontend)
 
@@ -92,9 +116,10 @@ class ActionEvent:
 @dataclass(frozen=True, slots=True)
 class Listening:
     """The agent has finished what it had to say after turn `turn_id` (0: nothing said yet)
-    and waits for the caller."""
+    and waits for the caller, for `silence_timeout_s` before a reminder (None: no reminder)."""
 
     turn_id: int
+    silence_timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +133,34 @@ class ErrorEvent:
     message: str
 
 
-AgentEvent = Ready | Delta | Done | ActionEvent | Listening | Ended | ErrorEvent
+@dataclass(frozen=True, slots=True)
+class AudioOut:
+    """Agent audio to play: 8 kHz mu-law."""
+
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Ask the frontend to say when the audio sent before this has been played."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearAudio:
+    """Drop the agent audio not yet played (the caller barged in)."""
+
+
+AgentEvent = (
+    Ready
+    | Delta
+    | Done
+    | ActionEvent
+    | Listening
+    | Ended
+    | ErrorEvent
+    | AudioOut
+    | Mark
+    | ClearAudio
+)

@@ -199,11 +199,38 @@ class Settings(BaseSettings):
         "VOICE_AGENT_DRAIN_GOODBYE",
         default="I'm sorry, I have to end the call now. Please call back in a moment. Goodbye.",
     )
+    # Audio calls (/twilio/media, docs/audio.md): "offline" hears with Whisper tiny.en and
+    # speaks with a Piper voice, both bundled; "openai" uses an OpenAI-compatible endpoint's
+    # transcription and speech (OPENAI_BASE_URL, OPENAI_API_KEY); "off" refuses audio calls.
+    speech: Literal["offline", "openai", "off"] = _env("VOICE_AGENT_SPEECH", default="offline")
+    speech_vad: Literal["webrtc", "silero"] = _env("VOICE_AGENT_SPEECH_VAD", default="webrtc")
+    vad_aggressiveness: int = _env("VOICE_AGENT_VAD_AGGRESSIVENESS", default=2, ge=0, le=3)
+    # Whisper's input window: the utterance rounded up to this, never under it (speech/whisper.py).
+    recognizer_window_s: float = _env("VOICE_AGENT_RECOGNIZER_WINDOW_S", default=10.0, ge=1, le=30)
+    recognizer_threads: int = _env("VOICE_AGENT_RECOGNIZER_THREADS", default=2, ge=1, le=64)
+    # Turn taking (speech/turn_taking.py): speech needed to start an utterance (more while the
+    # agent talks: a barge-in), silence before recognizing early, and before ending the turn
+    # whatever the words.
+    speech_start_ms: int = _env("VOICE_AGENT_SPEECH_START_MS", default=60, ge=20, le=1000)
+    barge_in_speech_ms: int = _env("VOICE_AGENT_BARGE_IN_SPEECH_MS", default=200, ge=20, le=2000)
+    early_silence_ms: int = _env("VOICE_AGENT_EARLY_SILENCE_MS", default=160, ge=20, le=2000)
+    commit_silence_ms: int = _env("VOICE_AGENT_COMMIT_SILENCE_MS", default=700, ge=40, le=5000)
+    echo_ratio: float = _env("VOICE_AGENT_ECHO_RATIO", default=0.25, ge=0, le=1)
+    phrasebook_max_mb: int = _env("VOICE_AGENT_PHRASEBOOK_MAX_MB", default=64, ge=1)
+    # Where audio made ahead is kept across restarts (empty: not kept).
+    phrasebook_dir: Path | None = _env(
+        "VOICE_AGENT_PHRASEBOOK_DIR", default=Path.home() / ".cache" / "voice-agent" / "phrasebook"
+    )
+    stt_model: str = _env("VOICE_AGENT_STT_MODEL", default="whisper-1")
+    tts_model: str = _env("VOICE_AGENT_TTS_MODEL", default="tts-1")
+    tts_voice: str = _env("VOICE_AGENT_TTS_VOICE", default="alloy")
     # Embed and retrieve on partial transcripts ahead of the final (enabled mode only).
     speculate_partials: bool = _env("VOICE_AGENT_SPECULATE_PARTIALS", default=True)
     log_level: str = _env("VOICE_AGENT_LOG_LEVEL", default="INFO")
 
-    @field_validator("audit_log", "cache_warm_file", "telemetry_file", mode="before")
+    @field_validator(
+        "audit_log", "cache_warm_file", "telemetry_file", "phrasebook_dir", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # An empty variable means "none", not the current directory.
@@ -224,6 +251,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "VOICE_AGENT_FIRST_TOKEN_BUDGET_S must be below VOICE_AGENT_LLM_TIMEOUT_S "
                 f"({self.first_token_budget_s} >= {self.llm_timeout_s})"
+            )
+        if self.early_silence_ms >= self.commit_silence_ms:
+            raise ValueError(
+                "VOICE_AGENT_EARLY_SILENCE_MS must be below VOICE_AGENT_COMMIT_SILENCE_MS"
             )
         if self.prompt_passages > self.retrieval_top_k:
             raise ValueError(

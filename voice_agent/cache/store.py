@@ -212,6 +212,10 @@ class ResponseCache:
             self.expire()
         return entry
 
+    def answers(self) -> set[str]:
+        """Every answer held (warm and stored), once each."""
+        return {e.answer for e in self._warm.values()} | {e.answer for e in self._exact.values()}
+
     def expire(self) -> None:
         """Drop what the TTL has passed (the exact layer does it by itself)."""
         cutoff = self._clock() - self._ttl_s

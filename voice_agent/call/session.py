@@ -31,6 +31,7 @@ from voice_agent.call.silence import SilenceTimer
 from voice_agent.call.speculation import Speculator, utterance_for
 from voice_agent.events import (
     ActionEvent,
+    AudioIn,
     CallEnd,
     CallerEvent,
     CallerSilent,
@@ -40,6 +41,7 @@ from voice_agent.events import (
     ErrorEvent,
     Interrupt,
     Listening,
+    Played,
     Ready,
     Transcript,
     Utterance,
@@ -141,6 +143,8 @@ class CallSession:
             await self._remind(live)
         elif isinstance(event, CallEnd):
             await self.end(event.reason)
+        elif isinstance(event, AudioIn | Played):
+            await self.error("audio_not_supported", "this call takes words, not audio")
 
     async def error(self, code: str, message: str) -> None:
         await self._send(ErrorEvent(code, message))
@@ -307,7 +311,7 @@ class CallSession:
 
     async def _listen(self, decision: sm.Decision) -> None:
         """The agent is done for now: say so, and time the caller's silence."""
-        await self._send(Listening(self._turn_id))
+        await self._send(Listening(self._turn_id, decision.silence_timeout_s))
         self._arm_silence(decision)
 
     def _arm_silence(self, decision: sm.Decision) -> None:

@@ -43,6 +43,8 @@ class Codec(Protocol):
     linger_s: float
     # The frontend cannot start the call again: a start that fails closes the socket (1011).
     closes_on_failed_start: bool
+    # The frontend sends and takes audio: the service hears and speaks (call/voice.py).
+    audio: bool
 
     def opening(self) -> tuple[str, ...]:
         """Frames sent as soon as the socket is open."""
@@ -80,6 +82,7 @@ class StartedByFrame:
     frontend_reminders = False
     linger_s = 0.0
     closes_on_failed_start = False
+    audio = False
 
     def opening(self) -> tuple[str, ...]:
         return ()

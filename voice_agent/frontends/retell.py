@@ -241,6 +241,7 @@ class RetellCodec:
 
     frontend_reminders = True
     closes_on_failed_start = True
+    audio = False
 
     def __init__(
         self,

@@ -37,7 +37,9 @@ from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.server.intent_packs import build_matcher, load_intent_packs
 from voice_agent.server.observers import build_observers
 from voice_agent.server.service import Service, default_budgets
+from voice_agent.server.speech import SpeechWarmer, build_speech, fast_lines
 from voice_agent.settings import LLMBackend, Settings
+from voice_agent.speech.kit import SpeechKit
 from voice_agent.tiers.cache import CacheTier
 from voice_agent.tiers.chain import ResponderChain
 from voice_agent.tiers.knowledge import KnowledgeConfig, KnowledgeTier
@@ -213,11 +215,15 @@ def build_knowledge(settings: Settings, encoder: Encoder) -> KnowledgeBase:
 
 
 def build_service(
-    settings: Settings, *, encoder: Encoder | None = None, llm: LLMClient | None = None
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    llm: LLMClient | None = None,
+    speech: SpeechKit | None = None,
 ) -> Service:
     """Load models, build indexes, warm up. Slow by design: the per-turn path only looks up.
-    An `encoder` and `llm` handed in are shared with the caller, who closes them."""
-    owns_encoder, owns_llm = encoder is None, llm is None
+    An `encoder`, `llm` and `speech` handed in are shared with the caller, who closes them."""
+    owns_encoder, owns_llm, owns_speech = encoder is None, llm is None, speech is None
     single_threaded_blas()
     flows = FlowLibrary.load(settings.flow_path, settings.default_flow)
     # First: a model that cannot be served stops start-up before the slower loading below.
@@ -258,7 +264,13 @@ def build_service(
         fleet_flags=fleet,
         owns_encoder=owns_encoder,
         owns_llm=owns_llm,
+        owns_speech=owns_speech,
     )
+    speech = speech or build_speech(settings)
+    if speech is not None:
+        lines = fast_lines(settings, flows, quick_tier, cache_tier)
+        warmer = SpeechWarmer(speech, lines, cache_tier)
+        service = replace(service, speech=speech, speech_warmer=warmer)
     warm_at_start(service)
     return service
 

@@ -1,6 +1,6 @@
-"""The call sockets of the native protocol (/v1/calls) and Twilio's relay (/twilio/relay, with
-the TwiML that points a number at it). Each call runs on the one socket loop (sockets.py) with
-its frontend's codec."""
+"""The call sockets of the native protocol (/v1/calls), Twilio's relay (/twilio/relay) and Twilio's
+media streams (/twilio/media), with the TwiML that points a number at either. Each call runs on
+the one socket loop (sockets.py) with its frontend's codec."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from voice_agent.frontends.codec import Codec
 from voice_agent.frontends.native import NativeCodec
+from voice_agent.frontends.twilio_media import TwilioMediaCodec
+from voice_agent.frontends.twilio_media import twiml as media_twiml
 from voice_agent.frontends.twilio_relay import TwilioRelayCodec, twiml
 from voice_agent.frontends.twilio_signature import upgrade_signed
 from voice_agent.server.sockets import open_call, refused, run_call
@@ -42,6 +44,31 @@ async def twilio_relay_call(ws: WebSocket) -> None:
     await serve_call(ws, state, TwilioRelayCodec(settings.max_utterance_chars))
 
 
+@router.post("/twilio/voice-stream")
+async def twilio_voice_stream(request: Request) -> Response:
+    """TwiML that connects a Twilio call's audio to /twilio/media (Media Streams: the service
+    hears and speaks itself), set as the number's voice URL."""
+    token = request.query_params.get("token")
+    return Response(media_twiml(str(request.base_url), token), media_type="application/xml")
+
+
+@router.websocket("/twilio/media")
+async def twilio_media_call(ws: WebSocket) -> None:
+    state = app_state(ws)
+    settings = state.service.settings
+    token = settings.twilio_auth_token
+    if token and not upgrade_signed(token, str(ws.url), ws.headers):
+        log.warning("refused a Twilio media upgrade with a bad signature")
+        await ws.close(code=1008)
+        return
+    if state.service.speech is None:
+        log.warning("refused a Media Streams call: speech is off (VOICE_AGENT_SPEECH)")
+        await ws.close(code=1011, reason="speech is off")
+        return
+    await ws.accept()
+    await serve_call(ws, state, TwilioMediaCodec())
+
+
 @router.websocket("/v1/calls")
 async def calls(ws: WebSocket) -> None:
     await ws.accept()
@@ -67,4 +94,4 @@ async def serve_call(ws: WebSocket, state: AppState, codec: Codec) -> None:
         pass
     finally:
         state.untrack(call)
-        await call.session.close()
+        await call.close()

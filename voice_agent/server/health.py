@@ -58,17 +58,22 @@ async def health(request: Request) -> dict[str, object]:
 
 @router.get("/ready")
 async def ready(request: Request) -> Response:
-    """For readiness probes: 200 once models are loaded, until shutdown begins, and while the
-    process is under its call limit (503 with the reason otherwise). A local
+    """For readiness probes: 200 once models are loaded and the fast tiers' audio made, until
+    shutdown begins, and while the process is under its call limit (503 with the reason
+    otherwise). A local
     model that is restarting does not take the service out: templates and the cache go on
     answering, and LLM turns get the fallback line until it is back (`llm`)."""
     state = app_state(request)
     llm = state.service.llm_status()
-    body: dict[str, object] = {"ready": not state.closing and not state.full}
+    warmer = state.service.speech_warmer
+    warming = warmer is not None and not warmer.done.is_set()
+    body: dict[str, object] = {"ready": not state.closing and not state.full and not warming}
     if state.closing:
         body["reason"] = "draining"
     elif state.full:
         body["reason"] = f"at the limit of {state.max_calls} calls"
+    elif warming:
+        body["reason"] = "making the fast tiers' audio"
     if llm is not None:
         body["llm"] = llm["state"]
     return Response(

@@ -25,7 +25,9 @@ from voice_agent.rag.encoder import (
 )
 from voice_agent.rag.knowledge_base import KnowledgeBase
 from voice_agent.server.observers import Observers
+from voice_agent.server.speech import SpeechWarmer
 from voice_agent.settings import Settings
+from voice_agent.speech.kit import SpeechKit
 from voice_agent.telemetry.event import Telemetry
 from voice_agent.telemetry.latency import LatencyTracker
 from voice_agent.telemetry.latency_slo import LatencySLO
@@ -57,9 +59,12 @@ class Service:
     flags: FlagStore
     observers: Observers  # telemetry: trackers, exporters, the live stream
     fleet_flags: FleetFlags | None = None  # with Redis: the flags are the fleet's
+    speech: SpeechKit | None = None  # audio calls' engines; None: speech is off
+    speech_warmer: SpeechWarmer | None = None
     # Models handed in to build_service (tests, benches) belong to whoever handed them in.
     owns_encoder: bool = True
     owns_llm: bool = True
+    owns_speech: bool = True
 
     # The observers most routes and tests reach for, by name.
     @property
@@ -126,6 +131,8 @@ class Service:
             await self.cache.shared.start()
         if isinstance(self.llm, LocalModel):
             self.llm.supervise()
+        if self.speech_warmer is not None:
+            self.speech_warmer.start()
 
     def llm_status(self) -> dict[str, object] | None:
         """The local model's process (state, pid, restarts, last exit); None for a hosted one."""
@@ -138,6 +145,10 @@ class Service:
         )
 
     async def aclose(self) -> None:
+        if self.speech_warmer is not None:
+            await self.speech_warmer.aclose()
+        if self.speech is not None and self.owns_speech:
+            self.speech.close()
         if self.fleet_flags is not None:
             await self.fleet_flags.aclose()
         await self.observers.aclose()

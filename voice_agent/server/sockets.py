@@ -15,8 +15,9 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voice_agent.call.session import CallSession
+from voice_agent.call.voice import VoiceCall
 from voice_agent.errors import ProtocolError
-from voice_agent.events import AgentEvent, CallerSilent, CallStart, Dtmf, Utterance
+from voice_agent.events import AgentEvent, CallerEvent, CallerSilent, CallStart, Dtmf, Utterance
 from voice_agent.frontends.codec import Codec, Inbound
 from voice_agent.frontends.frames import too_large
 from voice_agent.server.access import LOCAL, key_of
@@ -114,11 +115,24 @@ class CallSocket:
 
 @dataclass(frozen=True, slots=True)
 class SocketCall:
-    """One call served over a socket: the session, and the socket its events go out on."""
+    """One call served over a socket: the session, and the socket its events go out on; for
+    a frontend that sends audio, the voice layer between them."""
 
     socket: CallSocket
     session: CallSession
     key: str = LOCAL  # the API key's name it was opened with (limits per key)
+    voice: VoiceCall | None = None
+
+    async def handle(self, event: CallerEvent, received_at: float | None) -> None:
+        if self.voice is not None:
+            await self.voice.handle(event, received_at)
+        else:
+            await self.session.handle(event, received_at)
+
+    async def close(self) -> None:
+        if self.voice is not None:
+            await self.voice.close()
+        await self.session.close()
 
 
 TRY_AGAIN_LATER = 1013
@@ -139,6 +153,10 @@ async def refused(ws: WebSocket, state: AppState) -> bool:
 def open_call(ws: WebSocket, codec: Codec, service: Service) -> SocketCall:
     socket = CallSocket(ws, codec, service.settings.send_timeout_s)
     config = replace(service.call_config, frontend_reminders=codec.frontend_reminders)
+    if codec.audio and service.speech is not None:
+        voice = VoiceCall(service.speech, socket.send)
+        session = voice.session = CallSession(service.call_deps, voice.send, config)
+        return SocketCall(socket, session, key_of(ws), voice)
     return SocketCall(socket, CallSession(service.call_deps, socket.send, config), key_of(ws))
 
 
@@ -234,7 +252,7 @@ async def _take(
             log.debug("call %s: not read; %s ignored", session.call_id, type(event).__name__)
             continue
         try:
-            await session.handle(event, received_at)
+            await call.handle(event, received_at)
         except Exception:  # task boundary: one bad event must not end the call
             log.exception("call %s failed to handle %s", session.call_id, type(event).__name__)
             await session.error("internal_error", "the service failed to handle that frame")

@@ -17,6 +17,7 @@ from voice_agent.cache.shared import SharedCache
 from voice_agent.cache.store import CacheHit, CacheScope, Origin, ResponseCache
 from voice_agent.cache.warming import WarmAnswer, scopes_for
 from voice_agent.errors import EncoderSlow
+from voice_agent.listeners import Listeners
 from voice_agent.quality.contradiction import objections
 from voice_agent.quality.score import score_answer
 from voice_agent.redaction import redact
@@ -90,6 +91,7 @@ class CacheTier:
         self._kb_version = kb_version
         self._language = language
         self._stores = TaskScope("cache")
+        self.stored: Listeners[[str]] = Listeners("cache store")  # told each answer kept
 
     def scope(self, request: TurnRequest) -> CacheScope:
         return CacheScope(request.flow, request.state, self._kb_version(), self._language)
@@ -208,6 +210,7 @@ class CacheTier:
         )
         if self.shared is not None:
             self.shared.publish(scope, entry, vector, answer_vector)
+        self.stored.notify(answer)
 
     def warm(
         self,
