@@ -216,6 +216,8 @@ class Settings(BaseSettings):
     early_silence_ms: int = _env("VOICE_AGENT_EARLY_SILENCE_MS", default=160, ge=20, le=2000)
     commit_silence_ms: int = _env("VOICE_AGENT_COMMIT_SILENCE_MS", default=700, ge=40, le=5000)
     echo_ratio: float = _env("VOICE_AGENT_ECHO_RATIO", default=0.25, ge=0, le=1)
+    # End a turn at the first short pause when its words sound finished; off: silence only.
+    end_on_words: bool = _env("VOICE_AGENT_END_ON_WORDS", default=True)
     phrasebook_max_mb: int = _env("VOICE_AGENT_PHRASEBOOK_MAX_MB", default=64, ge=1)
     # Where audio made ahead is kept across restarts (empty: not kept).
     phrasebook_dir: Path | None = _env(

@@ -36,8 +36,11 @@ def words(text: str) -> str:
 
 
 @asynccontextmanager
-async def audio_service(encoder: Encoder, speech: SpeechKit) -> AsyncIterator[tuple[AppState, str]]:
+async def audio_service(
+    encoder: Encoder, speech: SpeechKit, **overrides: str
+) -> AsyncIterator[tuple[AppState, str]]:
     settings = load_settings(
+        **overrides,
         VOICE_AGENT_SPEECH="offline",
         VOICE_AGENT_LLM_BACKEND="extractive",
         VOICE_AGENT_DEFAULT_FLOW="pharmacy",
@@ -131,3 +134,26 @@ async def test_a_whole_audio_call_greets_answers_takes_a_barge_in_and_keys_and_s
             assert "bye" in bye, bye  # Whisper hears a lone "Goodbye!" as "bye" as often
             await asyncio.wait_for(phone.closed.wait(), scaled(10))
             assert asyncio.get_running_loop().time() - started < scaled(120)
+
+
+async def test_a_media_call_behind_api_keys_is_let_in_by_the_key_in_its_start_frame(
+    encoder: Encoder, speech: SpeechKit
+) -> None:
+    # Twilio takes no query on a <Stream> URL: the TwiML passes the key as a custom parameter.
+    async with audio_service(
+        encoder, speech, VOICE_AGENT_API_KEYS="twilio:s3cret-for-twilio-calls"
+    ) as (state, url):
+        async with websockets.connect(url) as ws, TwilioPhone(ws, speed=SPEED) as phone:
+            await phone.start("CAkeyed", flow="pharmacy", token="s3cret-for-twilio-calls")
+            greeting = await Caller(phone, speech).hear(0)
+            assert "thanks for calling" in greeting, greeting
+            (call,) = state.calls
+            assert call.key == "twilio"
+            assert "s3cret-for-twilio-calls" not in str(call.session.history)
+        for token in ("wrong", None):
+            async with websockets.connect(url) as ws, TwilioPhone(ws, speed=SPEED) as phone:
+                params = {"flow": "pharmacy"} | ({"token": token} if token else {})
+                await phone.start("CArefused", **params)
+                await asyncio.wait_for(phone.closed.wait(), scaled(10))
+                assert ws.close_code == 1008
+                assert phone.log.pieces == []

@@ -64,7 +64,7 @@ class VoiceCall:
         # Recognition: the utterance a result belongs to, and its words once known.
         self._hearing = 0  # bumped by every pause and resumption: older results are stale
         self._words: str | None = None
-        self._committing = False  # the silence committed before the words were known
+        self._commit_on: int | None = None  # the recognition to commit once it is done
         self._committed = ""  # the words last handed to the session as final, this utterance
         self._speech_end = 0.0  # when the caller last spoke (the turn's received time)
         # Speaking: the session's words, sentence by sentence, in order.
@@ -127,43 +127,52 @@ class VoiceCall:
         log.debug("voice: %s", type(signal).__name__)
         if isinstance(signal, Started | Resumed):
             self._stop_silence()
-            self._hearing += 1
-            self._words, self._committing = None, False
-            if isinstance(signal, Started):
+            self._words = None
+            if isinstance(signal, Resumed):
+                self._hearing += 1  # the recognition under way has only part of the words
+                self._commit_on = None
+            else:
                 self._committed = ""
             if self._agent_speaking():
                 await self._barge_in()
         elif isinstance(signal, Paused):
             self._hearing += 1
-            self._words, self._committing = None, False
-            self._tasks.spawn(self._recognize(self._hearing, signal.audio), name="recognize")
+            self._words = None
+            work = self._recognize(self._hearing, signal.audio, self._speech_end)
+            self._tasks.spawn(work, name="recognize")
         elif isinstance(signal, Committed):
             if self._words is None:
-                self._committing = True  # the words are still being recognized
+                self._commit_on = self._hearing  # committed once its words are known
             else:
-                await self._commit(self._words)
+                await self._commit(self._words, self._speech_end)
 
-    async def _recognize(self, hearing: int, audio: np.ndarray) -> None:
+    async def _recognize(self, hearing: int, audio: np.ndarray, ended: float) -> None:
         try:
             words = (await self._kit.transcribe(audio)).strip()
         except Exception:  # task boundary: one utterance lost, never the call
             log.exception("recognition failed")
             words = ""
+        log.debug("voice: heard %r", words)
+        if hearing == self._commit_on:
+            # The turn ended in silence while this was recognized; the caller may have begun
+            # another utterance since, which does not make these words stale.
+            self._commit_on = None
+            await self._commit(words, ended)
+            return
         if hearing != self._hearing:
             return  # the caller went on: a newer pause recognizes all of it
         self._words = words
-        log.debug("voice: heard %r", words)
-        if self._committing or sounds_finished(words):
-            await self._commit(words)
+        if self._kit.end_on_words and sounds_finished(words):
+            await self._commit(words, ended)
         elif words:
             await self._session.handle(Utterance(words, final=False))
 
-    async def _commit(self, words: str) -> None:
-        self._committing = False
+    async def _commit(self, words: str, ended: float) -> None:
+        """The caller's turn, timed from the end of its speech (`ended`)."""
         if not words or words == self._committed:
             return
         self._committed = words
-        await self._session.handle(Utterance(words, final=True), self._speech_end)
+        await self._session.handle(Utterance(words, final=True), ended)
 
     async def _barge_in(self) -> None:
         """The caller talks over the agent: drop its audio, stop its turn, keep what was heard."""

@@ -15,7 +15,6 @@ import base64
 import binascii
 import logging
 from typing import Any
-from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from pydantic import Field
@@ -124,7 +123,8 @@ def decode(raw: str) -> tuple[CallerEvent | None, str | None]:
             raise ProtocolError(
                 "unsupported_audio", f"start: audio must be {ENCODING} at 8000 Hz, mono"
             )
-        metadata = {k: v for k, v in frame.start.customParameters.items() if v}
+        metadata = {k: v for k, v in frame.start.customParameters.items()
+                    if v and k != "token"}  # fmt: skip
         flow = metadata.pop("flow", None)
         start = CallStart(call_id=frame.start.callSid, flow=str(flow) if flow else None,
                           metadata=metadata)  # fmt: skip
@@ -140,15 +140,31 @@ def decode(raw: str) -> tuple[CallerEvent | None, str | None]:
 
 def twiml(base_url: str, token: str | None = None) -> str:
     """The TwiML that connects a call to this service's media socket; `base_url` is the
-    service's own as the request reached it, and `token` the API key the voice URL carried."""
+    service's own as the request reached it, and `token` the API key the voice URL carried.
+    Twilio takes no query string on a `<Stream>` URL: the key goes as a custom parameter,
+    which Twilio hands back in the `start` frame."""
     base = base_url.rstrip("/")
     url = "wss" + base.removeprefix("https").removeprefix("http") + "/twilio/media"
-    if token:
-        url = f"{url}?{urlencode({'token': token})}"
+    quote = {'"': "&quot;"}
+    parameter = f'<Parameter name="token" value="{escape(token, quote)}" />' if token else ""
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
-        f'<Stream url="{escape(url, {chr(34): "&quot;"})}" /></Connect></Response>'
+        f'<Stream url="{escape(url, quote)}">{parameter}</Stream></Connect></Response>'
     )
+
+
+def start_token(raw: str) -> tuple[bool, str | None]:
+    """Whether the frame is the stream's `start`, and its `token` custom parameter."""
+    try:
+        kind, data = load_frame(raw, key="event")
+    except ProtocolError:
+        return False, None
+    if kind != "start":
+        return False, None
+    start = data.get("start")
+    parameters = start.get("customParameters") if isinstance(start, dict) else None
+    token = parameters.get("token") if isinstance(parameters, dict) else None
+    return True, token if isinstance(token, str) else None
 
 
 class TwilioMediaCodec(StartedByFrame):
@@ -158,8 +174,17 @@ class TwilioMediaCodec(StartedByFrame):
     frontend_reminders = True
     audio = True
 
-    def __init__(self) -> None:
+    def __init__(self, replay: tuple[str, ...] = ()) -> None:
         self.stream_sid = ""
+        # Frames read before the call's socket loop ran (the start, read to check its key),
+        # decoded first, at once.
+        self._replay = list(replay)
+
+    def wait_s(self) -> float | None:
+        return 0.0 if self._replay else None
+
+    def timed_out(self, turn_id: int) -> Inbound:
+        return self.decode(self._replay.pop(0), turn_id) if self._replay else NOTHING
 
     def decode(self, raw: str, turn_id: int) -> Inbound:
         event, sid = decode(raw)  # a bad frame's ProtocolError: logged by `encode`

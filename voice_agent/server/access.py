@@ -175,6 +175,11 @@ class AccessMiddleware:
         if path.startswith("/twilio/") and policy.twilio_signed:
             return None  # the relay's upgrade is checked against Twilio's signature
         secret = presented_secret(headers, scope)
+        if secret is None and path == MEDIA_STREAM_PATH and scope["type"] == "websocket":
+            # Twilio takes no query on a <Stream> URL: the key comes as a custom parameter of
+            # the stream's `start` frame, and the route checks it there (calls.py).
+            state[KEY_IN_START] = True
+            return None
         key = policy.key_for(secret) if secret else None
         if key is None:
             return 401, "a valid API key is needed" if secret is None else "unknown API key"
@@ -182,6 +187,10 @@ class AccessMiddleware:
             return 403, f"key {key.name!r} is not an admin key"
         state["api_key"] = key.name
         return None
+
+
+MEDIA_STREAM_PATH = "/twilio/media"
+KEY_IN_START = "api_key_in_start"
 
 
 def key_of(connection: HTTPConnection) -> str:

@@ -4,6 +4,7 @@ the one socket loop (sockets.py) with its frontend's codec."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -11,14 +12,17 @@ from starlette.websockets import WebSocketDisconnect
 
 from voice_agent.frontends.codec import Codec
 from voice_agent.frontends.native import NativeCodec
-from voice_agent.frontends.twilio_media import TwilioMediaCodec
+from voice_agent.frontends.twilio_media import TwilioMediaCodec, start_token
 from voice_agent.frontends.twilio_media import twiml as media_twiml
 from voice_agent.frontends.twilio_relay import TwilioRelayCodec, twiml
 from voice_agent.frontends.twilio_signature import upgrade_signed
+from voice_agent.server.access import KEY_IN_START
 from voice_agent.server.sockets import open_call, refused, run_call
 from voice_agent.server.state import AppState, app_state
 
 log = logging.getLogger(__name__)
+
+START_WAIT_S = 10.0  # how long a Media Streams socket may take to send its keyed `start`
 
 
 router = APIRouter()
@@ -66,7 +70,36 @@ async def twilio_media_call(ws: WebSocket) -> None:
         await ws.close(code=1011, reason="speech is off")
         return
     await ws.accept()
-    await serve_call(ws, state, TwilioMediaCodec())
+    replay: tuple[str, ...] = ()
+    if ws.scope.get("state", {}).get(KEY_IN_START):
+        replay = await keyed_start(ws, state)
+        if not replay:
+            return
+    await serve_call(ws, state, TwilioMediaCodec(replay))
+
+
+async def keyed_start(ws: WebSocket, state: AppState) -> tuple[str, ...]:
+    """Twilio's first frames, up to the `start` that carries the API key as a custom
+    parameter; () when the key is missing or wrong (the socket is then closed, 1008)."""
+    frames: list[str] = []
+    try:
+        async with asyncio.timeout(START_WAIT_S):
+            while len(frames) < 4:
+                raw = await ws.receive_text()
+                frames.append(raw)
+                is_start, token = start_token(raw)
+                if not is_start:
+                    continue
+                key = state.access.key_for(token) if token else None
+                if key is None:
+                    break
+                ws.scope["state"]["api_key"] = key.name
+                return tuple(frames)
+    except (TimeoutError, WebSocketDisconnect, KeyError):
+        pass
+    log.warning("refused a Media Streams call: no valid API key in its start frame")
+    await ws.close(code=1008, reason="a valid API key is needed")
+    return ()
 
 
 @router.websocket("/v1/calls")

@@ -56,7 +56,7 @@ def speech_kit(settings: Settings, recognizer: Recognizer, synthesizer: Synthesi
     size = settings.phrasebook_max_mb * 1024 * 1024
     phrasebook = Phrasebook(synthesizer, size, settings.phrasebook_dir)
     return SpeechKit(recognizer, phrasebook, settings.speech_vad, settings.vad_aggressiveness,
-                     timing, settings.echo_ratio)  # fmt: skip
+                     timing, settings.echo_ratio, settings.end_on_words)  # fmt: skip
 
 
 def fast_lines(

@@ -16,9 +16,13 @@ _NEEDS_MORE = frozenset(
     the a an my your his her its our their this these those some any every each no
     um uh er erm hmm mm well i i'm im we you they it's is are was were be been am
     can could would will should shall may might must do does did have has had want wanna
-    need needs get got gonna let me also just really very
+    need needs get got gonna let also just really very
     """.split()
 )
+# Words that often end a finished sentence as an object ("Thank you.", "Can you help me?"), and
+# as often a subject or the start of one ("Can you", "Tell me"): finished only when the
+# recognizer heard the sentence end (its punctuation).
+_OBJECTS = frozenset({"you", "me"})
 _WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -29,4 +33,6 @@ def sounds_finished(text: str) -> bool:
     words = _WORD.findall(stripped.lower())
     if not words:
         return False
+    if words[-1] in _OBJECTS:
+        return stripped.endswith((".", "?", "!")) and len(words) > 2
     return words[-1] not in _NEEDS_MORE

@@ -26,6 +26,9 @@ class SpeechKit:
     # share of the agent audio's level: the line's echo of the agent is much quieter (phones
     # cancel echo by 20 dB and more; 0.25 is 12 dB).
     echo_ratio: float = 0.25
+    # End the turn at the first short pause when the words sound finished (completeness.py);
+    # off: only the commit silence ends it, the plain silence timer.
+    end_on_words: bool = True
     # Recognition on one thread: the recognizer already spreads one utterance over the cores.
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="recognize")

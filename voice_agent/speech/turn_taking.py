@@ -64,7 +64,11 @@ class TurnTaker:
     def __init__(self, timing: TurnTiming | None = None) -> None:
         self.timing = timing or TurnTiming()
         t = self.timing
-        self._pre_roll: deque[Samples] = deque(maxlen=t.frames(t.pre_roll_ms))
+        # The frames that start an utterance are in the pre-roll too: it holds those and
+        # `pre_roll_ms` before the longest start.
+        self._pre_roll: deque[Samples] = deque(
+            maxlen=t.frames(t.pre_roll_ms) + t.frames(max(t.start_speech_ms, t.barge_in_speech_ms))
+        )
         self._early, self._commit = t.frames(t.early_silence_ms), t.frames(t.commit_silence_ms)
         self._max = t.frames(t.max_utterance_ms)
         self._audio: list[Samples] = []  # the current utterance's frames; empty when idle

@@ -40,6 +40,7 @@ class WhisperRecognizer:
         threads: int = 2,
         window_s: float = 10.0,
         max_tokens: int = 96,
+        no_repeat_ngram_size: int = 0,
     ) -> None:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -59,6 +60,7 @@ class WhisperRecognizer:
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._window_frames = int(window_s * FRAMES_PER_S)
         self._max_tokens = max_tokens
+        self._no_repeat = no_repeat_ngram_size
         # One utterance at a time: CTranslate2 already spreads one over the threads it has.
         self._lock = threading.Lock()
 
@@ -67,19 +69,29 @@ class WhisperRecognizer:
         step = self._window_frames
         return min(FULL_WINDOW_S * FRAMES_PER_S, max(step, math.ceil(frames / step) * step))
 
+    def _tokens_for(self, samples: int) -> int:
+        """Room for the words `samples` of speech can hold (people say under 5 words a
+        second; a token is most of a word): a decoder caught in a loop stops soon."""
+        seconds = samples / RATE
+        return min(self._max_tokens, len(self._prompt) + 8 + math.ceil(8 * seconds))
+
     def transcribe(self, samples: Samples) -> str:
         import ctranslate2
 
         audio = samples.astype(np.float32) / 32768.0
-        features = self._features(audio)
-        width = self.window_frames(features.shape[-1])
-        padded = np.zeros((1, features.shape[0], width), dtype=np.float32)
-        padded[0, :, : min(width, features.shape[-1])] = features[:, :width]
+        # The window is filled with silent audio, not with zero features: Whisper was trained
+        # on log-mel frames of padding silence, and zeros after its normalization are not that
+        # (short lines were heard twice over, or mis-heard, with zero features).
+        width = self.window_frames(math.ceil(len(audio) * FRAMES_PER_S / RATE))
+        padded_audio = np.zeros(width * RATE // FRAMES_PER_S, dtype=np.float32)
+        padded_audio[: len(audio)] = audio[: len(padded_audio)]
+        features = self._features(padded_audio)[:, :width]
+        padded = np.ascontiguousarray(features[None], dtype=np.float32)
         with self._lock:
             encoded = self._model.encode(ctranslate2.StorageView.from_array(padded), to_cpu=False)
             result = self._model.generate(
-                encoded, [self._prompt], beam_size=1, max_length=self._max_tokens,
-                suppress_blank=True,
+                encoded, [self._prompt], beam_size=1, max_length=self._tokens_for(len(audio)),
+                suppress_blank=True, no_repeat_ngram_size=self._no_repeat,
             )  # fmt: skip
         eot = self._tokenizer.eot
         tokens = [t for t in result[0].sequences_ids[0] if t < eot]
