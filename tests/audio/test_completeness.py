@@ -57,3 +57,15 @@ def test_no_words_are_not_finished(text: str) -> None:
 def test_the_last_word_is_read_past_its_punctuation() -> None:
     assert not sounds_finished("Could you transfer me to.")  # "to", however it is written
     assert sounds_finished("Could you transfer the call?  ")
+
+
+@pytest.mark.parametrize(
+    "words", ["Can you tell me?", "I would like to know.", "Could you", "Do you know", "I'm"]
+)
+def test_a_question_or_a_verb_that_wants_more_is_not_finished(words: str) -> None:
+    assert not sounds_finished(words)
+
+
+@pytest.mark.parametrize("words", ["Thank you.", "Can you help me?", "Who made you?", "See you."])
+def test_me_and_you_end_a_sentence_after_a_verb_that_takes_no_more(words: str) -> None:
+    assert sounds_finished(words)

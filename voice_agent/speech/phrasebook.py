@@ -68,7 +68,8 @@ class Phrasebook:
                 temporary.write_bytes(audio)
                 temporary.replace(path)
             except OSError as exc:  # a full or read-only disk costs a synthesis next time
-                log.warning("could not keep %s: %s", path, exc)
+                log.warning("audio made is kept in memory only: cannot write %s (%s)", path, exc)
+                self._folder = None
         return audio
 
     def _path(self, sentence: str) -> Path | None:
