@@ -126,8 +126,9 @@ async def test_with_a_folder_a_new_phrasebook_reads_the_audio_instead_of_synthes
     first_voice = FakeSynthesizer()
     first = Phrasebook(first_voice, folder=tmp_path / "audio")
     try:
+        await first.prepare(["Hello there. We open at nine."])
         audio = await first.speak("Hello there.")
-        await first.prepare(["We open at nine."])
+        await first.speak("Your number is 1234567.")  # said on demand: memory only
     finally:
         first.close()
     assert len(files(tmp_path / "audio", "*.ulaw")) == 2
@@ -147,13 +148,13 @@ async def test_with_a_folder_a_new_phrasebook_reads_the_audio_instead_of_synthes
 async def test_a_folder_keeps_each_voice_s_audio_apart(tmp_path: Path) -> None:
     first = Phrasebook(FakeSynthesizer(identity="voice-a"), folder=tmp_path)
     try:
-        await first.speak("Hello there.")
+        await first.prepare(["Hello there."])
     finally:
         first.close()
     other_voice = FakeSynthesizer(identity="voice-b")
     second = Phrasebook(other_voice, folder=tmp_path)
     try:
-        await second.speak("Hello there.")
+        await second.prepare(["Hello there."])
         assert other_voice.calls == ["Hello there."]  # not the other voice's file
         assert len(files(tmp_path, "*.ulaw")) == 2
     finally:

@@ -121,3 +121,11 @@ def test_a_piece_of_no_duration_has_no_share_heard() -> None:
     playback = Playback()
     playback.sent("1.1", 1, FIRST, 0.0, level=1.0, now=0.0)
     assert playback.heard(5.0) == ""
+
+
+def test_a_turn_with_no_audio_sent_yet_has_heard_nothing_of_the_one_before() -> None:
+    playback = Playback()
+    playback.sent("1.1", 1, "Hello there.", 1.0, 1000.0, 0.0)
+    playback.played("1.1", 1.0)
+    assert playback.heard(1.5, 1) == "Hello there."
+    assert playback.heard(1.5, 2) == ""  # turn 2 is being spoken, none of it sent

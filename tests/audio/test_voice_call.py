@@ -64,6 +64,7 @@ class RecordingSession:
     """Stands in for the call session: keeps what the voice layer hands it."""
 
     events: list[tuple[CallerEvent, float | None]] = field(default_factory=list)
+    ended: bool = False
 
     async def handle(self, event: CallerEvent, received_at: float | None = None) -> None:
         self.events.append((event, received_at))
@@ -392,3 +393,36 @@ async def test_the_end_of_the_call_waits_for_the_last_words_to_be_played(call: C
 async def test_the_end_of_a_silent_call_goes_at_once(call: Call) -> None:
     await call.voice.send(Ended("caller_hangup"))
     assert call.sent == [Ended("caller_hangup")]
+
+
+# After a review: the silence timer, stale answers, a hang-up
+
+
+async def test_no_reminder_fires_while_the_agent_talks_again_after_a_mark(call: Call) -> None:
+    await speak_greeting(call)
+    await call.voice.send(Listening(1, 0.05))
+    filler = "One moment, let me check that."
+    await call.voice.send(Delta(2, filler))  # the next turn talks
+    await call.voice.send(Done(2, filler, "llm", "answer", {}, {}))
+    await until(lambda: len(call.sent_of(Mark)) == 3, "the filler sent")
+    await call.voice.handle(Played("1.2"))  # the greeting's last mark comes back
+    await asyncio.sleep(0.2)
+    assert call.session.of(CallerSilent) == []
+
+
+async def test_an_utterance_that_brings_no_words_times_the_silence_again(
+    call: Call, recognizer: FakeRecognizer
+) -> None:
+    await call.voice.send(Listening(0, 0.05))
+    recognizer.words = ""  # a cough: speech to the detector, no words to the recognizer
+    await call.hear(VOICE, 15)
+    await call.hear(SILENCE, 60)  # past the commit silence
+    await recognition_done(call)
+    await until(lambda: bool(call.session.of(CallerSilent)), "the reminder")
+    assert call.session.of(Utterance) == []
+
+
+async def test_a_caller_s_hang_up_drops_the_agent_s_audio_at_once(call: Call) -> None:
+    await speak_greeting(call)
+    await asyncio.wait_for(call.voice.send(Ended("caller_hangup")), 1.0)
+    assert call.sent[-1] == Ended("caller_hangup")

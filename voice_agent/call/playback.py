@@ -63,8 +63,11 @@ class Playback:
             return 0.0
         return self._playing[0].level
 
-    def heard(self, now: float) -> str:
-        """The newest turn's words the caller has heard so far."""
+    def heard(self, now: float, turn_id: int | None = None) -> str:
+        """The newest turn's words the caller has heard so far ("" when `turn_id`, the turn
+        being spoken, has had none of its audio sent yet)."""
+        if turn_id is not None and turn_id != self._turn_id:
+            return ""
         words = list(self._heard)
         if self._playing and self._playing[0].turn_id == self._turn_id:
             piece = self._playing[0]

@@ -74,8 +74,11 @@ class VoiceCall:
         self._queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=256)
         self._speaker: asyncio.Task[None] | None = None
         self._pieces = 0
-        self._silence_s: float | None = None
+        self._silence_s: float | None = None  # the newest Listening's timeout
+        self._caller_has_floor = False  # the agent is done: the caller's silence is timed
         self._silence: asyncio.Task[None] | None = None
+        self._recognition: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def _session(self) -> CallSession:
@@ -86,7 +89,8 @@ class VoiceCall:
 
     async def handle(self, event: CallerEvent, received_at: float | None = None) -> None:
         if isinstance(event, AudioIn):
-            await self._audio(event.audio)
+            if not self._session.ended:  # an ending call only waits for its audio to play
+                await self._audio(event.audio)
         elif isinstance(event, Played):
             self._playback.played(event.name, self._clock())
             self._arm_silence()
@@ -131,6 +135,7 @@ class VoiceCall:
             if isinstance(signal, Resumed):
                 self._hearing += 1  # the recognition under way has only part of the words
                 self._commit_on = None
+                self._drop_stale_recognition()
             else:
                 self._committed = ""
             if self._agent_speaking():
@@ -138,13 +143,21 @@ class VoiceCall:
         elif isinstance(signal, Paused):
             self._hearing += 1
             self._words = None
+            self._drop_stale_recognition()
             work = self._recognize(self._hearing, signal.audio, self._speech_end)
-            self._tasks.spawn(work, name="recognize")
+            self._recognition = self._tasks.spawn(work, name="recognize")
         elif isinstance(signal, Committed):
             if self._words is None:
                 self._commit_on = self._hearing  # committed once its words are known
             else:
                 await self._commit(self._words, self._speech_end)
+
+    def _drop_stale_recognition(self) -> None:
+        """A recognition whose words a newer one will have all of is not needed (one still to
+        be committed is): cancelled, it leaves the recognizer's queue if it has not started."""
+        task = self._recognition
+        if task is not None and not task.done() and self._commit_on is None:
+            task.cancel()
 
     async def _recognize(self, hearing: int, audio: np.ndarray, ended: float) -> None:
         try:
@@ -170,18 +183,24 @@ class VoiceCall:
     async def _commit(self, words: str, ended: float) -> None:
         """The caller's turn, timed from the end of its speech (`ended`)."""
         if not words or words == self._committed:
+            self._arm_silence()  # noise, or nothing new: the caller still has the floor
             return
         self._committed = words
+        if self._agent_speaking():
+            # An answer to the words so far (the turn ended early on them) is now stale: the
+            # session cancels its turn for the new one, and the phone must drop its audio.
+            await self._barge_in()
+        self._stop_silence()
+        self._caller_has_floor = False
         await self._session.handle(Utterance(words, final=True), ended)
 
     async def _barge_in(self) -> None:
         """The caller talks over the agent: drop its audio, stop its turn, keep what was heard."""
         at = self._clock()
-        heard = self._playback.heard(at)
+        heard = self._playback.heard(at, self._out_turn)
         self._dropped_turn = self._out_turn
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._playback.clear()
+        self._caller_has_floor = True
+        self._drop_audio()
         await self._send(ClearAudio())
         await self._session.handle(Interrupt(heard))
 
@@ -192,22 +211,28 @@ class VoiceCall:
         if isinstance(event, Delta):
             if event.turn_id != self._out_turn:
                 self._out_turn, self._buffer = event.turn_id, SentenceBuffer()
+            self._caller_has_floor = False  # the agent talks: no reminder until it is done
+            self._stop_silence()
             await self._say(event.turn_id, self._buffer.add(event.text))
         elif isinstance(event, Done):
             if event.turn_id == self._out_turn:
                 await self._say(event.turn_id, self._buffer.flush())
         elif isinstance(event, Listening):
             self._silence_s = event.silence_timeout_s
+            self._caller_has_floor = True
             self._arm_silence()
             await self._send(event)
         elif isinstance(event, Ended):
-            await self._finish_speaking()
+            if event.reason == "caller_hangup":
+                self._drop_audio()  # nobody is listening
+            else:
+                await self._finish_speaking()
             await self._send(event)
         else:
             await self._send(event)
 
     async def _say(self, turn_id: int, sentences: list[str]) -> None:
-        if turn_id == self._dropped_turn:
+        if turn_id <= self._dropped_turn or self._closed:
             return
         for sentence in sentences:
             await self._queue.put((turn_id, sentence))
@@ -222,15 +247,22 @@ class VoiceCall:
             except Exception:  # task boundary: a sentence not spoken, never the call
                 log.exception("could not synthesize %r", sentence)
                 continue
-            if turn_id == self._dropped_turn or not audio:
+            if turn_id <= self._dropped_turn or not audio:
                 continue
             self._pieces += 1
             name = f"{turn_id}.{self._pieces}"
             await self._send(AudioOut(audio))
+            if turn_id <= self._dropped_turn:
+                continue  # cleared while it was being sent: the phone has dropped it
             await self._send(Mark(name))
             duration = len(audio) / mulaw.SAMPLE_RATE
             level = _rms(mulaw.decode(audio))
             self._playback.sent(name, turn_id, sentence, duration, level, self._clock())
+
+    def _drop_audio(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._playback.clear()
 
     async def _finish_speaking(self) -> None:
         """The call is ending: its last words are spoken and played before the socket closes."""
@@ -242,9 +274,20 @@ class VoiceCall:
 
     # The caller's silence, from the end of the agent's audio
 
+    def _quiet(self) -> bool:
+        """The caller's silence counts: the agent is done and audible no more, nobody talks."""
+        return (
+            self._caller_has_floor
+            and self._silence_s is not None
+            and not self._agent_speaking()
+            and not self._turns.in_utterance
+            and not self._closed
+        )
+
     def _arm_silence(self) -> None:
-        if self._silence_s is None or self._agent_speaking() or self._turns.in_utterance:
+        if not self._quiet():
             return
+        assert self._silence_s is not None
         self._stop_silence()
         self._silence = self._tasks.spawn(self._silent(self._silence_s), name="silence")
 
@@ -256,10 +299,14 @@ class VoiceCall:
     async def _silent(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self._silence = None
-        self._silence_s = None  # the reminder's turn says how long to wait next
+        if not self._quiet():
+            return  # re-armed when the agent's audio has played or the caller's turn is over
+        self._caller_has_floor = False  # the reminder's turn says how long to wait next
         await self._session.handle(CallerSilent())
 
     async def close(self) -> None:
+        self._closed = True
+        self._drop_audio()
         await self._tasks.cancel_all(0.5)
 
 

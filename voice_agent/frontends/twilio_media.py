@@ -173,6 +173,9 @@ class TwilioMediaCodec(StartedByFrame):
 
     frontend_reminders = True
     audio = True
+    # An ending call's last words are played before the socket closes (the voice layer
+    # waits for their marks, up to 30 s); the close comes with the Ended event.
+    linger_s = 35.0
 
     def __init__(self, replay: tuple[str, ...] = ()) -> None:
         self.stream_sid = ""

@@ -130,9 +130,11 @@ class SocketCall:
             await self.session.handle(event, received_at)
 
     async def close(self) -> None:
+        # The session first: its turn, still streaming words, must not hand the voice layer
+        # new work once that is closed.
+        await self.session.close()
         if self.voice is not None:
             await self.voice.close()
-        await self.session.close()
 
 
 TRY_AGAIN_LATER = 1013
@@ -248,7 +250,12 @@ async def _take(
     socket, session = call.socket, call.session
     await socket.write(inbound.replies)
     for event in inbound.events:
-        if socket.backed_up and isinstance(event, STARTS_WORK):
+        # An audio call's socket is written in bursts of agent audio: a key pressed during one
+        # is the caller's, not a sign the phone stopped reading.
+        skip = isinstance(event, STARTS_WORK) and not (
+            socket.codec.audio and isinstance(event, Dtmf)
+        )
+        if socket.backed_up and skip:
             log.debug("call %s: not read; %s ignored", session.call_id, type(event).__name__)
             continue
         try:

@@ -65,7 +65,8 @@ def fast_lines(
     """Every line the fast tiers and the flows can say without an LLM, placeholders filled
     with the service's own values (a line that needs a call's own is left out)."""
     context = {"business": settings.business_name}
-    lines = [settings.fallback_text, settings.filler_text, settings.time_limit_goodbye]
+    lines = [settings.fallback_text, settings.filler_text, settings.time_limit_goodbye,
+             settings.drain_goodbye]  # fmt: skip
     for flow in flows.flows.values():
         values = {**context, **flow.context}
         for state in flow.states.values():
@@ -96,6 +97,9 @@ class SpeechWarmer:
         self._tasks = TaskScope("speech-warm")
         self._cache = cache
         self.done = asyncio.Event()
+        # Answers the cache keeps, made one at a time behind the start-up set; past the bound
+        # they are made when first said.
+        self._answers: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
 
     def start(self) -> None:
         self._tasks.spawn(self._warm(), name="phrasebook")
@@ -108,9 +112,14 @@ class SpeechWarmer:
             log.info("speech: %d sentences made ahead for the fast tiers", made)
         finally:
             self.done.set()  # ready either way: a sentence not made ahead is made when said
+        while True:
+            await self._kit.phrasebook.prepare([await self._answers.get()])
 
     def _kept(self, answer: str) -> None:
-        self._tasks.spawn(self._kit.phrasebook.prepare([answer]), name="phrasebook-answer")
+        try:
+            self._answers.put_nowait(answer)
+        except asyncio.QueueFull:
+            log.debug("speech: an answer kept is made when first said (the queue is full)")
 
     async def aclose(self) -> None:
         if self._cache is not None:

@@ -53,15 +53,16 @@ class Phrasebook:
             self._audio.move_to_end(key)
         return audio
 
-    def mulaw(self, sentence: str) -> bytes:
-        """`sentence` synthesized to 8 kHz mu-law, or read from the folder (blocking: the
-        worker thread's work)."""
+    def mulaw(self, sentence: str, keep: bool = False) -> bytes:
+        """`sentence` synthesized to 8 kHz mu-law, or read from the folder; with `keep`, the
+        audio made is written there too (blocking: the worker thread's work). Only sentences
+        made ahead are kept on disk: a sentence said on demand may carry a caller's data."""
         path = self._path(sentence)
         if path is not None and path.is_file():
             return path.read_bytes()
         samples = self._synthesizer.synthesize(sentence)
         audio = mulaw.encode(resample(samples, self._synthesizer.sample_rate, mulaw.SAMPLE_RATE))
-        if path is not None and audio:
+        if keep and path is not None and audio:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 temporary = path.with_suffix(".tmp")
@@ -100,7 +101,7 @@ class Phrasebook:
                 if key in self._audio or "{" in key:  # a line with placeholders is per call
                     continue
                 try:
-                    audio = await loop.run_in_executor(self._executor, self.mulaw, key)
+                    audio = await loop.run_in_executor(self._executor, self.mulaw, key, True)
                 except Exception:  # one sentence the voice cannot read must not stop the rest
                     log.exception("could not synthesize %r ahead", key)
                     continue
