@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 import websockets
 
 from voice_agent.audio import mulaw
 from voice_agent.audio.resample import resample
 from voice_agent.frontends.twilio_phone import TwilioPhone
+from voice_agent.frontends.twilio_signature import signature
 from voice_agent.rag.encoder import Encoder
 from voice_agent.server.app import create_app
 from voice_agent.server.build import build_service
@@ -157,3 +160,29 @@ async def test_a_media_call_behind_api_keys_is_let_in_by_the_key_in_its_start_fr
                 await asyncio.wait_for(phone.closed.wait(), scaled(10))
                 assert ws.close_code == 1008
                 assert phone.log.pieces == []
+
+
+async def test_a_media_call_needs_twilio_s_signature_when_the_auth_token_is_set(
+    encoder: Encoder, speech: SpeechKit
+) -> None:
+    async with audio_service(encoder, speech, TWILIO_AUTH_TOKEN="secret-token") as (_, url):
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(
+                url, additional_headers={"X-Twilio-Signature": "bm9wZQ=="}
+            ):
+                pass
+        signed = {"X-Twilio-Signature": signature("secret-token", url)}
+        async with (
+            websockets.connect(url, additional_headers=signed) as ws,
+            TwilioPhone(ws, speed=SPEED) as phone,
+        ):
+            await phone.start("CAsigned", flow="pharmacy")
+            greeting = await Caller(phone, speech).hear(0)
+            assert "thanks for calling" in greeting, greeting
+        http_url = url.replace("ws://", "http://").removesuffix("/twilio/media")
+        async with httpx.AsyncClient(base_url=http_url) as http:
+            response = await http.post("/twilio/voice-stream?token=key-1", data={"CallSid": "CA1"})
+        assert response.headers["content-type"].startswith("application/xml")
+        stream = ET.fromstring(response.text).find("Connect/Stream")
+        assert stream is not None and stream.attrib["url"] == url.replace("ws://", "wss://")
+        assert [(p.attrib["name"], p.attrib["value"]) for p in stream] == [("token", "key-1")]

@@ -27,19 +27,19 @@ def wav_bytes(samples: Samples, rate: int) -> bytes:
     return out.getvalue()
 
 
-def _client(base_url: str | None, api_key: str | None, timeout_s: float) -> Any:
+def _client(base_url: str | None, api_key: str | None, timeout_s: float, http: Any) -> Any:
     import openai
 
     return openai.OpenAI(base_url=base_url, api_key=api_key or "none", timeout=timeout_s,
-                         max_retries=0)  # fmt: skip
+                         max_retries=0, http_client=http)  # fmt: skip
 
 
 class OpenAIRecognizer:
     sample_rate = 16000
 
     def __init__(self, base_url: str | None, api_key: str | None, model: str,
-                 timeout_s: float = 5.0) -> None:  # fmt: skip
-        self._client = _client(base_url, api_key, timeout_s)
+                 timeout_s: float = 5.0, http_client: Any = None) -> None:  # fmt: skip
+        self._client = _client(base_url, api_key, timeout_s, http_client)
         self._model = model
 
     def transcribe(self, samples: Samples) -> str:
@@ -59,8 +59,8 @@ class OpenAISynthesizer:
     sample_rate = SPEECH_RATE
 
     def __init__(self, base_url: str | None, api_key: str | None, model: str, voice: str,
-                 timeout_s: float = 5.0) -> None:  # fmt: skip
-        self._client = _client(base_url, api_key, timeout_s)
+                 timeout_s: float = 5.0, http_client: Any = None) -> None:  # fmt: skip
+        self._client = _client(base_url, api_key, timeout_s, http_client)
         self._model, self._voice = model, voice
         self.identity = f"openai {base_url} {model} {voice}"
 
