@@ -35,17 +35,24 @@ async def twilio_voice(request: Request) -> Response:
     return Response(twiml(str(request.base_url), token), media_type="application/xml")
 
 
+async def refused_unsigned(ws: WebSocket, state: AppState) -> bool:
+    """With the account's auth token set, an upgrade without Twilio's signature for its URL is
+    closed (1008) before it is accepted."""
+    token = state.service.settings.twilio_auth_token
+    if token and not upgrade_signed(token, str(ws.url), ws.headers):
+        log.warning("refused an upgrade to %s with a bad Twilio signature", ws.url.path)
+        await ws.close(code=1008)
+        return True
+    return False
+
+
 @router.websocket("/twilio/relay")
 async def twilio_relay_call(ws: WebSocket) -> None:
     state = app_state(ws)
-    settings = state.service.settings
-    token = settings.twilio_auth_token
-    if token and not upgrade_signed(token, str(ws.url), ws.headers):
-        log.warning("refused a Twilio relay upgrade with a bad signature")
-        await ws.close(code=1008)
+    if await refused_unsigned(ws, state):
         return
     await ws.accept()
-    await serve_call(ws, state, TwilioRelayCodec(settings.max_utterance_chars))
+    await serve_call(ws, state, TwilioRelayCodec(state.service.settings.max_utterance_chars))
 
 
 @router.post("/twilio/voice-stream")
@@ -59,11 +66,7 @@ async def twilio_voice_stream(request: Request) -> Response:
 @router.websocket("/twilio/media")
 async def twilio_media_call(ws: WebSocket) -> None:
     state = app_state(ws)
-    settings = state.service.settings
-    token = settings.twilio_auth_token
-    if token and not upgrade_signed(token, str(ws.url), ws.headers):
-        log.warning("refused a Twilio media upgrade with a bad signature")
-        await ws.close(code=1008)
+    if await refused_unsigned(ws, state):
         return
     if state.service.speech is None:
         log.warning("refused a Media Streams call: speech is off (VOICE_AGENT_SPEECH)")
