@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 
 from pydantic import Field
 
+from voice_agent.audio.mulaw import FRAME_BYTES, SAMPLE_RATE
 from voice_agent.errors import ProtocolError
 from voice_agent.events import (
     ActionEvent,
@@ -42,13 +43,12 @@ from voice_agent.types import SendDigits
 
 log = logging.getLogger(__name__)
 
-FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 ENCODING = "audio/x-mulaw"
 
 
 class _Format(_Frame):
     encoding: str = ENCODING
-    sampleRate: int = 8000
+    sampleRate: int = SAMPLE_RATE
     channels: int = 1
 
 
@@ -119,9 +119,9 @@ def decode(raw: str) -> tuple[CallerEvent | None, str | None]:
     frame = parse_frame(_FRAMES, kind, data, "unknown Media Streams event")
     if isinstance(frame, _Start):
         fmt = frame.start.mediaFormat
-        if (fmt.encoding, fmt.sampleRate, fmt.channels) != (ENCODING, 8000, 1):
+        if (fmt.encoding, fmt.sampleRate, fmt.channels) != (ENCODING, SAMPLE_RATE, 1):
             raise ProtocolError(
-                "unsupported_audio", f"start: audio must be {ENCODING} at 8000 Hz, mono"
+                "unsupported_audio", f"start: audio must be {ENCODING} at {SAMPLE_RATE} Hz, mono"
             )
         metadata = {k: v for k, v in frame.start.customParameters.items()
                     if v and k != "token"}  # fmt: skip

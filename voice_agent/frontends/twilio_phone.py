@@ -15,9 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-FRAME_BYTES = 160
-FRAME_S = 0.020
-SILENCE = b"\xff" * FRAME_BYTES  # mu-law's zero
+from voice_agent.audio import mulaw
+
+FRAME_S = mulaw.FRAME_MS / 1000
+SILENCE = b"\xff" * mulaw.FRAME_BYTES  # mu-law's zero
+MEDIA_FORMAT = {"encoding": "audio/x-mulaw", "sampleRate": mulaw.SAMPLE_RATE, "channels": 1}
 
 
 @dataclass(slots=True)
@@ -74,15 +76,14 @@ class TwilioPhone:
         await self._send({"event": "start", "streamSid": self.sid, "start": {
             "streamSid": self.sid, "accountSid": "ACtest", "callSid": call_sid,
             "tracks": ["inbound"], "customParameters": parameters,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "mediaFormat": MEDIA_FORMAT,
         }})  # fmt: skip
         self._sender = asyncio.get_running_loop().create_task(self._line())
 
     async def play(self, audio: bytes) -> float:
         """Send the caller's audio at the pace of speech; returns when its last frame left (a
         perf_counter time)."""
-        frames = [audio[i : i + FRAME_BYTES].ljust(FRAME_BYTES, SILENCE[:1])
-                  for i in range(0, len(audio), FRAME_BYTES)]  # fmt: skip
+        frames = mulaw.frames(audio)
         if not frames:
             return time.perf_counter()
         done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -149,7 +150,7 @@ class TwilioPhone:
         if kind == "media":
             audio = base64.b64decode(frame["media"]["payload"])
             starts = max(loop.time(), self._play_end)
-            self._play_end = starts + len(audio) / 8000 / self.speed
+            self._play_end = starts + len(audio) / mulaw.SAMPLE_RATE / self.speed
             self.log.pieces.append(Heard(time.perf_counter(), audio, starts))
         elif kind == "mark":
             name = frame["mark"]["name"]
@@ -174,7 +175,7 @@ class TwilioPhone:
         for piece in self.log.pieces:
             if piece.starts >= now:
                 continue  # never played
-            played = int((now - piece.starts) * 8000 * self.speed)
+            played = int((now - piece.starts) * mulaw.SAMPLE_RATE * self.speed)
             if played < len(piece.audio):
                 piece.audio, piece.cut = piece.audio[:played], True
             kept.append(piece)
