@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable
 
 from quick_responses.pack import render
@@ -82,10 +83,11 @@ def fast_lines(
     return list(dict.fromkeys(lines))
 
 
-def _filled(template: str, values: dict[str, str]) -> bool:
-    import re
+_PLACEHOLDER = re.compile(r"{(\w+)}")
 
-    return all(name in values for name in re.findall(r"{(\w+)}", template))
+
+def _filled(template: str, values: dict[str, str]) -> bool:
+    return all(name in values for name in _PLACEHOLDER.findall(template))
 
 
 class SpeechWarmer:
